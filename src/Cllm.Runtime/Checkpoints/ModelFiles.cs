@@ -1,0 +1,165 @@
+using System.Text.Json.Nodes;
+using Cllm.Model;
+using Cllm.Native;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Cllm.Checkpoints;
+
+/// <summary>
+/// A model folder in Hugging Face layout (config.json + safetensors with HF tensor names) to and from a
+/// <see cref="Transformer"/>. Fused projections are concatenated on load and split on save, so files we
+/// write are read by Hugging Face tools and files they write are read here.
+/// </summary>
+public static class ModelFiles
+{
+    public const string ConfigFile = "config.json";
+    public const string GenerationConfigFile = "generation_config.json";
+
+    /// <summary>Loads config.json and the weights of <paramref name="modelDirectory"/>.</summary>
+    public static Transformer Load(string modelDirectory, ScalarType dtype = ScalarType.Float32, Device? device = null)
+    {
+        TorchNative.EnsureLoaded();
+        if (!Directory.Exists(modelDirectory))
+            throw new DirectoryNotFoundException($"Model folder not found: {modelDirectory}");
+        var config = ModelConfig.Load(Path.Combine(modelDirectory, ConfigFile));
+        device ??= CPU;
+        var model = new Transformer(config, dtype, device);
+        try
+        {
+            using var scope = NewDisposeScope();
+            var weights = HfCheckpoint.ReadWeights(modelDirectory, dtype, device);
+            CopyInto(model, weights, modelDirectory);
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+        model.eval();
+        return model;
+    }
+
+    /// <summary>Writes config.json, generation_config.json and model.safetensors (HF tensor names).</summary>
+    public static void Save(Transformer model, string modelDirectory, long maxShardBytes = long.MaxValue)
+    {
+        Directory.CreateDirectory(modelDirectory);
+        using (var scope = NewDisposeScope())
+            HfCheckpoint.WriteWeights(modelDirectory, ToHuggingFace(model), maxShardBytes);
+        var config = model.Config;
+        var dtypeName = model.DType switch
+        {
+            ScalarType.BFloat16 => "bfloat16",
+            ScalarType.Float16 => "float16",
+            _ => "float32",
+        };
+        var configJson = JsonNode.Parse(config.ToJson())!.AsObject();
+        configJson["torch_dtype"] = dtypeName;
+        WriteAtomically(Path.Combine(modelDirectory, ConfigFile), configJson.ToJsonString(new() { WriteIndented = true }));
+        var generation = new JsonObject { ["do_sample"] = false };
+        if (config.BosTokenId is { } bos) generation["bos_token_id"] = bos;
+        if (config.EosTokenIds.Count > 0) generation["eos_token_id"] = config.EosTokenIds.Count == 1
+            ? config.EosTokenIds[0]
+            : new JsonArray(config.EosTokenIds.Select(x => (JsonNode)x).ToArray());
+        WriteAtomically(Path.Combine(modelDirectory, GenerationConfigFile), generation.ToJsonString(new() { WriteIndented = true }));
+    }
+
+    /// <summary>The model's weights under Hugging Face names, fused projections split (views, no copies).</summary>
+    public static Dictionary<string, Tensor> ToHuggingFace(Transformer model)
+    {
+        var c = model.Config;
+        var p = model.state_dict();
+        int q = c.NumHeads * c.HeadDim, kv = c.NumKvHeads * c.HeadDim;
+        var hf = new Dictionary<string, Tensor>
+        {
+            ["model.embed_tokens.weight"] = p["tok_embeddings.weight"],
+            ["model.norm.weight"] = p["norm.weight"],
+        };
+        if (!c.TieWordEmbeddings) hf["lm_head.weight"] = p["output.weight"];
+        for (var i = 0; i < c.NumLayers; i++)
+        {
+            var (ours, theirs) = ($"layers.{i}.", $"model.layers.{i}.");
+            var wqkv = p[ours + "attention.wqkv.weight"];
+            hf[theirs + "self_attn.q_proj.weight"] = wqkv.narrow(0, 0, q);
+            hf[theirs + "self_attn.k_proj.weight"] = wqkv.narrow(0, q, kv);
+            hf[theirs + "self_attn.v_proj.weight"] = wqkv.narrow(0, q + kv, kv);
+            if (c.AttentionBias)
+            {
+                var bias = p[ours + "attention.wqkv.bias"];
+                hf[theirs + "self_attn.q_proj.bias"] = bias.narrow(0, 0, q);
+                hf[theirs + "self_attn.k_proj.bias"] = bias.narrow(0, q, kv);
+                hf[theirs + "self_attn.v_proj.bias"] = bias.narrow(0, q + kv, kv);
+            }
+            hf[theirs + "self_attn.o_proj.weight"] = p[ours + "attention.wo.weight"];
+            var w13 = p[ours + "feed_forward.w13.weight"];
+            hf[theirs + "mlp.gate_proj.weight"] = w13.narrow(0, 0, c.IntermediateSize);
+            hf[theirs + "mlp.up_proj.weight"] = w13.narrow(0, c.IntermediateSize, c.IntermediateSize);
+            hf[theirs + "mlp.down_proj.weight"] = p[ours + "feed_forward.w2.weight"];
+            hf[theirs + "input_layernorm.weight"] = p[ours + "attention_norm.weight"];
+            hf[theirs + "post_attention_layernorm.weight"] = p[ours + "ffn_norm.weight"];
+        }
+        return hf;
+    }
+
+    /// <summary>Copies Hugging Face-named weights into the model, checking that every tensor is there with the
+    /// right shape and that nothing is left over.</summary>
+    static void CopyInto(Transformer model, Dictionary<string, Tensor> hf, string source)
+    {
+        var c = model.Config;
+        var used = new HashSet<string>();
+        Tensor Take(string name, long[] shape)
+        {
+            if (!hf.TryGetValue(name, out var t))
+                throw new InvalidDataException($"{source}: tensor '{name}' is missing from the checkpoint.");
+            if (!t.shape.SequenceEqual(shape))
+                throw new InvalidDataException(
+                    $"{source}: tensor '{name}' has shape [{string.Join(", ", t.shape)}], expected [{string.Join(", ", shape)}] for this config.json.");
+            used.Add(name);
+            return t;
+        }
+
+        long d = c.HiddenSize, q = c.NumHeads * c.HeadDim, kv = c.NumKvHeads * c.HeadDim, ff = c.IntermediateSize;
+        var ours = new Dictionary<string, Tensor>
+        {
+            ["tok_embeddings.weight"] = Take("model.embed_tokens.weight", [c.VocabSize, d]),
+            ["norm.weight"] = Take("model.norm.weight", [d]),
+        };
+        if (!c.TieWordEmbeddings) ours["output.weight"] = Take("lm_head.weight", [c.VocabSize, d]);
+        else if (hf.ContainsKey("lm_head.weight")) Take("lm_head.weight", [c.VocabSize, d]); // some tied checkpoints store a copy
+        for (var i = 0; i < c.NumLayers; i++)
+        {
+            var (o, h) = ($"layers.{i}.", $"model.layers.{i}.");
+            ours[o + "attention.wqkv.weight"] = cat([
+                Take(h + "self_attn.q_proj.weight", [q, d]), Take(h + "self_attn.k_proj.weight", [kv, d]),
+                Take(h + "self_attn.v_proj.weight", [kv, d])], 0);
+            if (c.AttentionBias)
+                ours[o + "attention.wqkv.bias"] = cat([
+                    Take(h + "self_attn.q_proj.bias", [q]), Take(h + "self_attn.k_proj.bias", [kv]),
+                    Take(h + "self_attn.v_proj.bias", [kv])], 0);
+            ours[o + "attention.wo.weight"] = Take(h + "self_attn.o_proj.weight", [d, q]);
+            ours[o + "feed_forward.w13.weight"] = cat([
+                Take(h + "mlp.gate_proj.weight", [ff, d]), Take(h + "mlp.up_proj.weight", [ff, d])], 0);
+            ours[o + "feed_forward.w2.weight"] = Take(h + "mlp.down_proj.weight", [d, ff]);
+            ours[o + "attention_norm.weight"] = Take(h + "input_layernorm.weight", [d]);
+            ours[o + "ffn_norm.weight"] = Take(h + "post_attention_layernorm.weight", [d]);
+        }
+
+        // Old Llama checkpoints carry their RoPE frequencies; we compute our own.
+        var extra = hf.Keys.Where(k => !used.Contains(k) && !k.EndsWith("rotary_emb.inv_freq", StringComparison.Ordinal)).ToList();
+        if (extra.Count > 0)
+            throw new InvalidDataException(
+                $"{source}: the checkpoint holds tensors this {c.Architecture} config does not use: {string.Join(", ", extra.Take(5))}" +
+                (extra.Count > 5 ? $" (and {extra.Count - 5} more)" : "") + ". Check that config.json matches the weights.");
+
+        using var _ = no_grad();
+        foreach (var (name, parameter) in model.named_parameters())
+            parameter.copy_(ours[name]);
+    }
+
+    static void WriteAtomically(string path, string text)
+    {
+        var temp = path + ".tmp";
+        File.WriteAllText(temp, text);
+        File.Move(temp, path, overwrite: true);
+    }
+}

@@ -1,0 +1,96 @@
+using Cllm.Model;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Cllm.Decoding;
+
+/// <summary>Runs one request with the chosen decoder: prefill, then one <see cref="TokenChunk"/> per forward pass.</summary>
+public static class Decoder
+{
+    /// <summary>
+    /// Generates after <paramref name="prompt"/>. The cache is cleared first and left holding the request.
+    /// Cancellation is checked between passes; a cancelled request ends with <see cref="FinishReason.Cancelled"/>
+    /// after the last complete pass, without throwing. <paramref name="stats"/> fills as chunks are enumerated.
+    /// </summary>
+    public static IEnumerable<TokenChunk> Generate(Transformer model, KvCache cache, IReadOnlyList<int> prompt,
+        GenerationOptions options, DecodingStats stats, IReadOnlyCollection<int> eosIds, CancellationToken cancellationToken = default)
+    {
+        options.Validate();
+        if (prompt.Count == 0) throw new ArgumentException("The prompt must hold at least one token.", nameof(prompt));
+        if (prompt.Count >= cache.Capacity)
+            throw new ArgumentException(
+                $"The prompt has {prompt.Count} tokens but the context holds {cache.Capacity} (with room for at least one new token); " +
+                "shorten the prompt or raise the context length.", nameof(prompt));
+        var vocab = model.Config.VocabSize;
+        foreach (var id in prompt)
+            if ((uint)id >= (uint)vocab)
+                throw new ArgumentException($"Prompt token id {id} is outside the model's vocabulary (0..{vocab - 1}).", nameof(prompt));
+
+        var run = new Run(options, stats, options.StopTokenIds ?? eosIds, prompt);
+        return options.Decoder == DecoderKind.Jacobi
+            ? JacobiDecoder.Decode(model, cache, run, cancellationToken)
+            : AutoregressiveDecoder.Decode(model, cache, run, cancellationToken);
+    }
+
+    /// <summary>Runs one forward pass and returns the logits' work as plain arrays, inside its own dispose scope.</summary>
+    internal static T Pass<T>(Transformer model, KvCache cache, ReadOnlySpan<int> tokens, int start, bool lastOnly, Func<Tensor, T> read)
+    {
+        using var scope = NewDisposeScope();
+        using var mode = inference_mode();
+        var input = tensor(tokens.ToArray().Select(t => (long)t).ToArray(), int64, model.Device).unsqueeze(0);
+        var logits = model.Forward(input, start, cache, lastOnly);
+        return read(logits[0]);
+    }
+
+    internal static int[] Argmax(Tensor logits)
+    {
+        using var ids = logits.argmax(-1).to(int64, CPU);
+        return ids.data<long>().Select(x => (int)x).ToArray();
+    }
+}
+
+/// <summary>The bookkeeping every decoder shares: the context so far, limits, stop ids, stats.</summary>
+sealed class Run(GenerationOptions options, DecodingStats stats, IReadOnlyCollection<int> stopIds, IReadOnlyList<int> prompt)
+{
+    public GenerationOptions Options { get; } = options;
+    public DecodingStats Stats { get; } = stats;
+    public IReadOnlyList<int> Prompt { get; } = prompt;
+    /// <summary>Prompt followed by every token made final.</summary>
+    public List<int> Context { get; } = [.. prompt];
+    public int Remaining => Options.MaxNewTokens - Stats.GeneratedTokens;
+    public bool Done => Stats.FinishReason != FinishReason.None;
+
+    public void Begin()
+    {
+        Stats.PromptTokens = Prompt.Count;
+        Stats.FinishReason = FinishReason.None;
+        Stats.Clock.Restart();
+    }
+
+    /// <summary>Records a pass that made <paramref name="tokens"/> final: cuts them at the first stop id and at
+    /// MaxNewTokens, and returns what to emit.</summary>
+    public int[] Accept(ReadOnlySpan<int> tokens)
+    {
+        var take = Math.Min(tokens.Length, Remaining);
+        for (var i = 0; i < take; i++)
+            if (stopIds.Contains(tokens[i]))
+            {
+                take = i + 1;
+                Stats.FinishReason = FinishReason.Stop;
+                break;
+            }
+        var emitted = tokens[..take].ToArray();
+        if (Stats.ForwardPasses == 0) Stats.PrefillTime = Stats.Clock.Elapsed;
+        Stats.RecordPass(emitted.Length);
+        Stats.DecodeTime = Stats.Clock.Elapsed - Stats.PrefillTime;
+        Context.AddRange(emitted);
+        if (Stats.FinishReason == FinishReason.None && Remaining == 0) Stats.FinishReason = FinishReason.Length;
+        return emitted;
+    }
+
+    /// <summary>Ends the run for a full context or a cancellation, if nothing ended it before.</summary>
+    public void End(FinishReason reason)
+    {
+        if (Stats.FinishReason == FinishReason.None) Stats.FinishReason = reason;
+    }
+}

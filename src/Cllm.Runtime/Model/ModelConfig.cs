@@ -1,0 +1,250 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace Cllm.Model;
+
+/// <summary>How RoPE frequencies are stretched for contexts longer than the model was trained on.</summary>
+/// <param name="Type">"linear", "dynamic" or "llama3".</param>
+/// <param name="Factor">The stretch factor.</param>
+/// <param name="LowFreqFactor">llama3 only.</param>
+/// <param name="HighFreqFactor">llama3 only.</param>
+/// <param name="OriginalMaxPositions">llama3 (required) and dynamic (defaults to max_position_embeddings).</param>
+public sealed record RopeScaling(string Type, double Factor, double LowFreqFactor = 1, double HighFreqFactor = 4, int? OriginalMaxPositions = null);
+
+/// <summary>
+/// The hyper-parameters of a Llama-family decoder (Llama, Mistral, Qwen2, DeepSeek-Coder), read from and
+/// written to a Hugging Face <c>config.json</c>. Presets name the project's own random-initialised shapes.
+/// </summary>
+public sealed record ModelConfig
+{
+    public string Architecture { get; init; } = "LlamaForCausalLM";
+    public int VocabSize { get; init; }
+    public int HiddenSize { get; init; }
+    public int IntermediateSize { get; init; }
+    public int NumLayers { get; init; }
+    public int NumHeads { get; init; }
+    public int NumKvHeads { get; init; }
+    public int HeadDim { get; init; }
+    public double RmsNormEps { get; init; } = 1e-5;
+    public double RopeTheta { get; init; } = 10000;
+    public RopeScaling? RopeScaling { get; init; }
+    public int MaxPositions { get; init; } = 2048;
+    public bool TieWordEmbeddings { get; init; }
+    /// <summary>Bias on the q/k/v projections (Qwen2).</summary>
+    public bool AttentionBias { get; init; }
+    /// <summary>Mistral's sliding window; attention is exact for contexts up to this length.</summary>
+    public int? SlidingWindow { get; init; }
+    public int? BosTokenId { get; init; }
+    public IReadOnlyList<int> EosTokenIds { get; init; } = [];
+
+    public int QkvSize => (NumHeads + 2 * NumKvHeads) * HeadDim;
+
+    public long ParameterCount
+    {
+        get
+        {
+            long d = HiddenSize, layer = d * QkvSize + (AttentionBias ? QkvSize : 0) + NumHeads * HeadDim * d
+                                         + 3 * d * IntermediateSize + 2 * d;
+            return VocabSize * d * (TieWordEmbeddings ? 1 : 2) + NumLayers * layer + d;
+        }
+    }
+
+    static readonly string[] SupportedArchitectures = ["LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM"];
+
+    /// <summary>Shapes for tests and benchmarks, all with the built-in 4096-piece SentencePiece tokenizer.</summary>
+    public static ModelConfig Preset(string name) => name switch
+    {
+        // tiny: unit tests, milliseconds per pass.
+        "tiny" => Make(hidden: 64, layers: 2, heads: 4, kvHeads: 4, intermediate: 176),
+        // tiny-gqa / tiny-qwen2: the other attention shapes, still test-sized.
+        "tiny-gqa" => Make(hidden: 64, layers: 2, heads: 4, kvHeads: 2, intermediate: 176) with { TieWordEmbeddings = true, RopeTheta = 500000 },
+        "tiny-qwen2" => Make(hidden: 64, layers: 2, heads: 4, kvHeads: 2, intermediate: 176) with
+        {
+            Architecture = "Qwen2ForCausalLM", AttentionBias = true, RopeTheta = 1000000, RmsNormEps = 1e-6,
+        },
+        // mini: about 3M parameters (d192, 6 layers): the size of the CLLM default model.
+        "mini" => Make(hidden: 192, layers: 6, heads: 6, kvHeads: 6, intermediate: 512),
+        // small: about 60M parameters (d768, 8 layers), the benchmark shape.
+        "small" => Make(hidden: 768, layers: 8, heads: 12, kvHeads: 4, intermediate: 2048),
+        _ => throw new ArgumentException($"Unknown preset '{name}'. Known presets: {string.Join(", ", PresetNames)}.", nameof(name)),
+    };
+
+    public static IReadOnlyList<string> PresetNames { get; } = ["tiny", "tiny-gqa", "tiny-qwen2", "mini", "small"];
+
+    static ModelConfig Make(int hidden, int layers, int heads, int kvHeads, int intermediate) => new()
+    {
+        VocabSize = 4096, HiddenSize = hidden, NumLayers = layers, NumHeads = heads, NumKvHeads = kvHeads,
+        HeadDim = hidden / heads, IntermediateSize = intermediate, MaxPositions = 2048, BosTokenId = 1, EosTokenIds = [2],
+    };
+
+    /// <summary>Checks that the shapes are consistent; throws <see cref="InvalidDataException"/> naming the field.</summary>
+    public ModelConfig Validate(string source = "config")
+    {
+        void Require(bool ok, string what)
+        {
+            if (!ok) throw new InvalidDataException($"{source}: {what}");
+        }
+        Require(SupportedArchitectures.Contains(Architecture),
+            $"architecture '{Architecture}' is not supported; supported: {string.Join(", ", SupportedArchitectures)}.");
+        Require(VocabSize > 0, "vocab_size must be positive.");
+        Require(HiddenSize > 0, "hidden_size must be positive.");
+        Require(IntermediateSize > 0, "intermediate_size must be positive.");
+        Require(NumLayers > 0, "num_hidden_layers must be positive.");
+        Require(NumHeads > 0, "num_attention_heads must be positive.");
+        Require(NumKvHeads > 0 && NumHeads % NumKvHeads == 0,
+            $"num_key_value_heads ({NumKvHeads}) must divide num_attention_heads ({NumHeads}).");
+        Require(HeadDim > 0 && HeadDim % 2 == 0, $"head_dim ({HeadDim}) must be positive and even (RoPE rotates pairs).");
+        Require(RmsNormEps > 0, "rms_norm_eps must be positive.");
+        Require(RopeTheta > 0, "rope_theta must be positive.");
+        Require(MaxPositions > 0, "max_position_embeddings must be positive.");
+        if (RopeScaling is { } s)
+        {
+            Require(s.Type is "linear" or "dynamic" or "llama3",
+                $"rope_scaling type '{s.Type}' is not supported; supported: linear, dynamic, llama3.");
+            Require(s.Factor >= 1, $"rope_scaling factor ({s.Factor}) must be >= 1.");
+            Require(s.Type != "llama3" || (s.OriginalMaxPositions > 0 && s.HighFreqFactor > s.LowFreqFactor),
+                "llama3 rope_scaling needs original_max_position_embeddings and high_freq_factor > low_freq_factor.");
+        }
+        return this;
+    }
+
+    /// <summary>Reads a Hugging Face config.json.</summary>
+    public static ModelConfig Load(string path)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"Model config not found: {path}", path);
+        JsonObject json;
+        try
+        {
+            json = JsonNode.Parse(File.ReadAllText(path)) as JsonObject
+                   ?? throw new InvalidDataException($"{path}: config.json must hold a JSON object.");
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"{path}: not valid JSON ({e.Message}).", e);
+        }
+        return FromJson(json, path);
+    }
+
+    public static ModelConfig FromJson(JsonObject json, string source = "config.json")
+    {
+        T Get<T>(string key, T fallback)
+        {
+            var node = json[key];
+            if (node is null) return fallback;
+            try { return node.GetValue<T>(); }
+            catch (Exception e) when (e is FormatException or InvalidOperationException)
+            {
+                throw new InvalidDataException($"{source}: '{key}' has the wrong type ({node.ToJsonString()}).", e);
+            }
+        }
+        int Required(string key) => json[key] is null
+            ? throw new InvalidDataException($"{source}: required field '{key}' is missing.")
+            : Get(key, 0);
+
+        var architecture = json["architectures"] is JsonArray { Count: > 0 } archs
+            ? archs[0]!.GetValue<string>()
+            : (Get<string?>("model_type", null) switch
+            {
+                "llama" => "LlamaForCausalLM",
+                "mistral" => "MistralForCausalLM",
+                "qwen2" => "Qwen2ForCausalLM",
+                var other => other ?? throw new InvalidDataException($"{source}: neither 'architectures' nor 'model_type' is given."),
+            });
+
+        var hidden = Required("hidden_size");
+        var heads = Required("num_attention_heads");
+        var isQwen2 = architecture == "Qwen2ForCausalLM";
+        var slidingWindow = json["sliding_window"] is JsonValue && (!isQwen2 || Get("use_sliding_window", false))
+            ? Get<int?>("sliding_window", null)
+            : null;
+
+        return new ModelConfig
+        {
+            Architecture = architecture,
+            VocabSize = Required("vocab_size"),
+            HiddenSize = hidden,
+            IntermediateSize = Required("intermediate_size"),
+            NumLayers = Required("num_hidden_layers"),
+            NumHeads = heads,
+            NumKvHeads = Get("num_key_value_heads", heads),
+            HeadDim = json["head_dim"] is JsonValue ? Get("head_dim", 0) : hidden / Math.Max(heads, 1),
+            RmsNormEps = Get("rms_norm_eps", 1e-6),
+            RopeTheta = Get("rope_theta", 10000.0),
+            RopeScaling = ReadRopeScaling(json["rope_scaling"], source),
+            MaxPositions = Get("max_position_embeddings", 2048),
+            TieWordEmbeddings = Get("tie_word_embeddings", false),
+            AttentionBias = isQwen2 || Get("attention_bias", false),
+            SlidingWindow = slidingWindow,
+            BosTokenId = Get<int?>("bos_token_id", null),
+            EosTokenIds = json["eos_token_id"] switch
+            {
+                null => [],
+                JsonArray a => a.Select(x => x!.GetValue<int>()).ToArray(),
+                var v => [v.GetValue<int>()],
+            },
+        }.Validate(source);
+    }
+
+    static RopeScaling? ReadRopeScaling(JsonNode? node, string source)
+    {
+        if (node is not JsonObject o) return null;
+        var type = (o["rope_type"] ?? o["type"])?.GetValue<string>()
+                   ?? throw new InvalidDataException($"{source}: rope_scaling has no 'rope_type'.");
+        if (type == "default") return null;
+        if (type is not ("linear" or "dynamic" or "llama3"))
+            throw new InvalidDataException($"{source}: rope_scaling type '{type}' is not supported; supported: linear, dynamic, llama3.");
+        double D(string key, double fallback) => o[key] is { } v ? v.GetValue<double>() : fallback;
+        return new RopeScaling(type, D("factor", 1), D("low_freq_factor", 1), D("high_freq_factor", 4),
+            o["original_max_position_embeddings"]?.GetValue<int>());
+    }
+
+    /// <summary>The Hugging Face config.json for this model.</summary>
+    public string ToJson()
+    {
+        var modelType = Architecture switch
+        {
+            "MistralForCausalLM" => "mistral",
+            "Qwen2ForCausalLM" => "qwen2",
+            _ => "llama",
+        };
+        var json = new JsonObject
+        {
+            ["architectures"] = new JsonArray(Architecture),
+            ["model_type"] = modelType,
+            ["vocab_size"] = VocabSize,
+            ["hidden_size"] = HiddenSize,
+            ["intermediate_size"] = IntermediateSize,
+            ["num_hidden_layers"] = NumLayers,
+            ["num_attention_heads"] = NumHeads,
+            ["num_key_value_heads"] = NumKvHeads,
+            ["head_dim"] = HeadDim,
+            ["hidden_act"] = "silu",
+            ["rms_norm_eps"] = RmsNormEps,
+            ["rope_theta"] = RopeTheta,
+            ["max_position_embeddings"] = MaxPositions,
+            ["tie_word_embeddings"] = TieWordEmbeddings,
+            ["torch_dtype"] = "float32",
+        };
+        if (Architecture != "Qwen2ForCausalLM") json["attention_bias"] = AttentionBias;
+        if (SlidingWindow is { } w)
+        {
+            json["sliding_window"] = w;
+            if (Architecture == "Qwen2ForCausalLM") json["use_sliding_window"] = true;
+        }
+        if (RopeScaling is { } s)
+        {
+            var r = new JsonObject { ["rope_type"] = s.Type, ["factor"] = s.Factor };
+            if (s.Type == "llama3")
+            {
+                r["low_freq_factor"] = s.LowFreqFactor;
+                r["high_freq_factor"] = s.HighFreqFactor;
+            }
+            if (s.OriginalMaxPositions is { } m) r["original_max_position_embeddings"] = m;
+            json["rope_scaling"] = r;
+        }
+        if (BosTokenId is { } bos) json["bos_token_id"] = bos;
+        if (EosTokenIds.Count == 1) json["eos_token_id"] = EosTokenIds[0];
+        else if (EosTokenIds.Count > 1) json["eos_token_id"] = new JsonArray(EosTokenIds.Select(x => (JsonNode)x).ToArray());
+        return json.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
+    }
+}

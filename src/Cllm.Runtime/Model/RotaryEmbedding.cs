@@ -1,0 +1,106 @@
+using static TorchSharp.torch;
+
+namespace Cllm.Model;
+
+/// <summary>
+/// Rotary position embedding in Hugging Face's layout (dimension j pairs with j + d/2), with cos/sin
+/// tables computed once. Linear and llama3 scaling change the frequencies as Hugging Face does. Dynamic
+/// (NTK) scaling uses one base, fitted to the stretched length original x factor, as vLLM does: Hugging
+/// Face refits the base to every sequence length, so a token's rotation would depend on how many tokens
+/// share its forward pass, keys cached earlier would keep stale rotations, and a multi-token Jacobi pass
+/// could not reproduce one-token steps exactly.
+/// </summary>
+sealed class RotaryEmbedding
+{
+    readonly ModelConfig _config;
+    readonly Device _device;
+    readonly Tensor _cos, _sin; // [positions, headDim], float32
+    readonly Dictionary<ScalarType, (Tensor Cos, Tensor Sin)> _cast = [];
+
+    public RotaryEmbedding(ModelConfig config, Device device)
+    {
+        _config = config;
+        _device = device;
+        using var scope = NewDisposeScope();
+        var (cos, sin) = Tables(0, TableLength, InverseFrequencies(config));
+        (_cos, _sin) = (cos.DetachFromDisposeScope(), sin.DetachFromDisposeScope());
+    }
+
+    /// <summary>Positions the model can address: dynamic scaling stretches the original length by its factor.</summary>
+    public static int MaxPositions(ModelConfig config) => config.RopeScaling is { Type: "dynamic" } s
+        ? (int)Math.Min(int.MaxValue / 2, (s.OriginalMaxPositions ?? config.MaxPositions) * s.Factor)
+        : config.MaxPositions;
+
+    int TableLength => MaxPositions(_config);
+
+    /// <summary>cos and sin for positions start..start+count-1, [count, headDim], in <paramref name="dtype"/>.</summary>
+    public (Tensor Cos, Tensor Sin) Slice(int start, int count, ScalarType dtype)
+    {
+        if (start + count > TableLength)
+            throw new InvalidOperationException($"Position {start + count - 1} is past the {TableLength} positions this model addresses.");
+        var (cos, sin) = dtype == float32 ? (_cos, _sin) : Cast(dtype);
+        return (cos.narrow(0, start, count), sin.narrow(0, start, count));
+    }
+
+    (Tensor, Tensor) Cast(ScalarType dtype)
+    {
+        lock (_cast)
+        {
+            if (!_cast.TryGetValue(dtype, out var tables))
+            {
+                tables = (_cos.to(dtype).DetachFromDisposeScope(), _sin.to(dtype).DetachFromDisposeScope());
+                _cast[dtype] = tables;
+            }
+            return tables;
+        }
+    }
+
+    /// <summary>x: [b, heads, t, d]; cos/sin: [t, d].</summary>
+    public static Tensor Apply(Tensor x, Tensor cos, Tensor sin)
+    {
+        var half = x.shape[^1] / 2;
+        var rotated = cat([x.narrow(-1, half, half).neg(), x.narrow(-1, 0, half)], -1);
+        return x * cos + rotated * sin;
+    }
+
+    /// <summary>Tables in float32 on the model's device; they belong to the caller's dispose scope.</summary>
+    (Tensor, Tensor) Tables(int start, int count, double[] inverseFrequencies)
+    {
+        var positions = arange(start, start + count, float64).unsqueeze(1);
+        var freqs = positions * tensor(inverseFrequencies, float64).unsqueeze(0);
+        var angles = cat([freqs, freqs], -1);
+        return (angles.cos().to(float32, _device), angles.sin().to(float32, _device));
+    }
+
+    static double[] InverseFrequencies(ModelConfig config)
+    {
+        var d = config.HeadDim;
+        var theta = config.RopeTheta;
+        var scaling = config.RopeScaling;
+        if (scaling is { Type: "dynamic" })
+            // HF's formula at sequence length original x factor: base * (factor * L / original - (factor - 1)) ^ (d / (d - 2)).
+            theta *= Math.Pow(scaling.Factor * scaling.Factor - (scaling.Factor - 1), d / (d - 2.0));
+        var inv = new double[d / 2];
+        for (var j = 0; j < inv.Length; j++) inv[j] = 1.0 / Math.Pow(theta, 2.0 * j / d);
+
+        if (scaling is { Type: "linear" })
+            for (var j = 0; j < inv.Length; j++) inv[j] /= scaling.Factor;
+        else if (scaling is { Type: "llama3" })
+        {
+            // Long wavelengths are stretched by the factor, short ones kept, the band between interpolated.
+            double original = scaling.OriginalMaxPositions!.Value;
+            double lowWavelength = original / scaling.LowFreqFactor, highWavelength = original / scaling.HighFreqFactor;
+            for (var j = 0; j < inv.Length; j++)
+            {
+                var wavelength = 2 * Math.PI / inv[j];
+                if (wavelength > lowWavelength) inv[j] /= scaling.Factor;
+                else if (wavelength >= highWavelength)
+                {
+                    var smooth = (original / wavelength - scaling.LowFreqFactor) / (scaling.HighFreqFactor - scaling.LowFreqFactor);
+                    inv[j] = (1 - smooth) * inv[j] / scaling.Factor + smooth * inv[j];
+                }
+            }
+        }
+        return inv;
+    }
+}

@@ -1,0 +1,196 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace Cllm.Model;
+
+/// <summary>
+/// A Llama-family decoder: token embedding, N blocks of (RMSNorm, attention with RoPE and a KV cache,
+/// RMSNorm, SwiGLU), a final RMSNorm and the output head. Q/K/V and gate/up are fused into one matmul
+/// each, because on CPU a decoding step's cost is dominated by the number of ops.
+/// Parameter names follow gpt-fast; <see cref="Checkpoints.ModelFiles"/> maps them to Hugging Face names.
+/// </summary>
+public sealed class Transformer : nn.Module
+{
+    readonly Embedding tok_embeddings;
+    readonly ModuleList<Block> layers;
+    readonly RmsNorm norm;
+    readonly Linear? output;
+    readonly RotaryEmbedding _rope;
+
+    public Transformer(ModelConfig config, ScalarType dtype = ScalarType.Float32, Device? device = null) : base(nameof(Transformer))
+    {
+        Config = config.Validate();
+        device ??= CPU;
+        tok_embeddings = nn.Embedding(config.VocabSize, config.HiddenSize, device: device, dtype: dtype);
+        layers = nn.ModuleList(Enumerable.Range(0, config.NumLayers).Select(_ => new Block(config, dtype, device)).ToArray());
+        norm = new RmsNorm(config.HiddenSize, config.RmsNormEps, dtype, device);
+        if (!config.TieWordEmbeddings)
+            output = nn.Linear(config.HiddenSize, config.VocabSize, hasBias: false, device: device, dtype: dtype);
+        _rope = new RotaryEmbedding(config, device);
+        RegisterComponents();
+    }
+
+    public ModelConfig Config { get; }
+
+    /// <summary>Positions this model can address (dynamic RoPE scaling stretches max_position_embeddings).</summary>
+    public int MaxPositions => RotaryEmbedding.MaxPositions(Config);
+
+    public ScalarType DType => tok_embeddings.weight!.dtype;
+
+    public Device Device => tok_embeddings.weight!.device;
+
+    /// <summary>
+    /// One forward pass over <paramref name="tokens"/> ([1, T] int64) at positions start..start+T-1,
+    /// attending to the cache's entries 0..start-1 and to each other causally. Writes their keys and values
+    /// into <paramref name="cache"/>, whose length becomes start+T. Returns logits [1, T, vocab] (or
+    /// [1, 1, vocab] for the last position only) in float32.
+    /// </summary>
+    public Tensor Forward(Tensor tokens, int start, KvCache cache, bool lastPositionOnly = false)
+    {
+        var t = (int)tokens.shape[1];
+        var length = start + t;
+        if (length > cache.Capacity)
+            throw new InvalidOperationException($"The sequence needs {length} positions; the KV cache holds {cache.Capacity}.");
+        using var scope = NewDisposeScope();
+        var (cos, sin) = _rope.Slice(start, t, DType);
+        // SDPA's own causal flag is top-left aligned, wrong once a cache precedes the block: build the mask.
+        var mask = t == 1 ? null : arange(length, device: Device).unsqueeze(0) <= arange(start, length, device: Device).unsqueeze(1);
+        var x = tok_embeddings.forward(tokens);
+        for (var i = 0; i < layers.Count; i++)
+            x = layers[i].Forward(x, i, start, cos, sin, mask, cache);
+        cache.Advance(length);
+        if (lastPositionOnly && t > 1) x = x.narrow(1, t - 1, 1);
+        x = norm.forward(x);
+        var logits = output is null ? F.linear(x, tok_embeddings.weight!) : output.forward(x);
+        return logits.to(float32).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Logits for every position of <paramref name="tokens"/> ([B, T]) with no cache: the training path.</summary>
+    public Tensor ForwardTraining(Tensor tokens)
+    {
+        var t = (int)tokens.shape[1];
+        var (cos, sin) = _rope.Slice(0, t, DType);
+        var mask = ones(t, t, @bool, Device).tril();
+        var x = tok_embeddings.forward(tokens);
+        for (var i = 0; i < layers.Count; i++)
+            x = layers[i].Forward(x, i, 0, cos, sin, mask, cache: null);
+        x = norm.forward(x);
+        return output is null ? F.linear(x, tok_embeddings.weight!) : output.forward(x);
+    }
+
+    /// <summary>Fills every weight from a seeded normal distribution (norms at 1): random models for tests and
+    /// benchmarks, and the starting point of pre-training.</summary>
+    public void InitializeRandom(long seed, double std = 0.02)
+    {
+        using var _ = no_grad();
+        var generator = new Generator((ulong)seed, device: CPU);
+        foreach (var (name, p) in named_parameters())
+        {
+            using var value = name.EndsWith("norm.weight", StringComparison.Ordinal)
+                ? ones(p.shape, float32)
+                : normal(0, std, p.shape, float32, generator: generator);
+            p.copy_(value);
+        }
+    }
+
+    sealed class Block : nn.Module
+    {
+        readonly RmsNorm attention_norm, ffn_norm;
+        readonly Attention attention;
+        readonly FeedForward feed_forward;
+
+        public Block(ModelConfig config, ScalarType dtype, Device device) : base(nameof(Block))
+        {
+            attention_norm = new RmsNorm(config.HiddenSize, config.RmsNormEps, dtype, device);
+            attention = new Attention(config, dtype, device);
+            ffn_norm = new RmsNorm(config.HiddenSize, config.RmsNormEps, dtype, device);
+            feed_forward = new FeedForward(config, dtype, device);
+            RegisterComponents();
+        }
+
+        public Tensor Forward(Tensor x, int layer, int start, Tensor cos, Tensor sin, Tensor? mask, KvCache? cache)
+        {
+            var h = x + attention.Forward(attention_norm.forward(x), layer, start, cos, sin, mask, cache);
+            return h + feed_forward.Forward(ffn_norm.forward(h));
+        }
+    }
+
+    sealed class Attention : nn.Module
+    {
+        readonly Linear wqkv, wo;
+        readonly int _heads, _kvHeads, _headDim;
+
+        public Attention(ModelConfig config, ScalarType dtype, Device device) : base(nameof(Attention))
+        {
+            (_heads, _kvHeads, _headDim) = (config.NumHeads, config.NumKvHeads, config.HeadDim);
+            wqkv = nn.Linear(config.HiddenSize, config.QkvSize, hasBias: config.AttentionBias, device: device, dtype: dtype);
+            wo = nn.Linear(_heads * _headDim, config.HiddenSize, hasBias: false, device: device, dtype: dtype);
+            RegisterComponents();
+        }
+
+        public Tensor Forward(Tensor x, int layer, int start, Tensor cos, Tensor sin, Tensor? mask, KvCache? cache)
+        {
+            long b = x.shape[0], t = x.shape[1];
+            var qkv = wqkv.forward(x).split([_heads * _headDim, _kvHeads * _headDim, _kvHeads * _headDim], dim: -1);
+            var q = RotaryEmbedding.Apply(qkv[0].view(b, t, _heads, _headDim).transpose(1, 2), cos, sin);
+            var k = RotaryEmbedding.Apply(qkv[1].view(b, t, _kvHeads, _headDim).transpose(1, 2), cos, sin);
+            var v = qkv[2].view(b, t, _kvHeads, _headDim).transpose(1, 2);
+            if (cache is not null) (k, v) = cache.Write(layer, start, k, v);
+
+            // Grouped-query attention without copying K/V: fold each KV head's group of query heads into
+            // the query length, [b, kvHeads, group*t, d], and repeat the mask rows to match.
+            var group = _heads / _kvHeads;
+            if (group > 1)
+            {
+                q = q.reshape(b, _kvHeads, group * t, _headDim);
+                mask = mask?.repeat(group, 1);
+            }
+            var y = F.scaled_dot_product_attention(q, k, v, mask);
+            y = y.view(b, _heads, t, _headDim).transpose(1, 2).reshape(b, t, _heads * _headDim);
+            return wo.forward(y);
+        }
+    }
+
+    sealed class FeedForward : nn.Module
+    {
+        readonly Linear w13, w2;
+        readonly long _intermediate;
+
+        public FeedForward(ModelConfig config, ScalarType dtype, Device device) : base(nameof(FeedForward))
+        {
+            _intermediate = config.IntermediateSize;
+            w13 = nn.Linear(config.HiddenSize, 2 * config.IntermediateSize, hasBias: false, device: device, dtype: dtype);
+            w2 = nn.Linear(config.IntermediateSize, config.HiddenSize, hasBias: false, device: device, dtype: dtype);
+            RegisterComponents();
+        }
+
+        public Tensor Forward(Tensor x)
+        {
+            var gateUp = w13.forward(x);
+            return w2.forward(F.silu(gateUp.narrow(-1, 0, _intermediate)) * gateUp.narrow(-1, _intermediate, _intermediate));
+        }
+    }
+}
+
+/// <summary>Root-mean-square layer norm, computed in float32 whatever the weights' dtype (as Hugging Face does).</summary>
+public sealed class RmsNorm : nn.Module<Tensor, Tensor>
+{
+    readonly Parameter weight;
+    readonly double _eps;
+
+    public RmsNorm(long size, double eps, ScalarType dtype, Device device) : base(nameof(RmsNorm))
+    {
+        weight = new Parameter(ones(size, dtype, device));
+        _eps = eps;
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x)
+    {
+        var input = x.dtype == float32 ? x : x.to(float32);
+        var normed = input * rsqrt(input.pow(2).mean([-1L], keepdim: true) + _eps);
+        return weight * (x.dtype == float32 ? normed : normed.to(x.dtype));
+    }
+}

@@ -1,0 +1,93 @@
+using Cllm.Model;
+using TorchSharp;
+using Xunit;
+using static TorchSharp.torch;
+
+namespace Cllm.Tests.Model;
+
+public sealed class TransformerTests
+{
+    public static TheoryData<string> Shapes() => [.. TestModels.Shapes];
+
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void CachedStepsMatchOneFullPass(string shape)
+    {
+        using var model = TestModels.Create(shape, seed: 7);
+        // Longer than the dynamic-rope shape's original length (64), which its scaling stretches to 128.
+        var prompt = TestModels.RandomPrompt(model.Config.VocabSize, 90, seed: 3);
+        using var scope = NewDisposeScope();
+        using var _ = inference_mode();
+        using var cache = new KvCache(model.Config, 128, model.DType, model.Device);
+        var ids = tensor(prompt.Select(x => (long)x).ToArray()).unsqueeze(0);
+
+        var full = model.Forward(ids, 0, cache);
+        Assert.Equal(90, cache.Length);
+
+        // Same tokens in uneven steps (1, 7, 1, 16, ...) through the cache.
+        cache.Clear();
+        var pieces = new List<Tensor>();
+        var position = 0;
+        foreach (var step in new[] { 1, 7, 1, 16, 3, 30, 1, 31 })
+        {
+            pieces.Add(model.Forward(ids.narrow(1, position, step), position, cache));
+            position += step;
+        }
+        Assert.Equal(90, position);
+        var stepped = cat(pieces, 1);
+        var maxDiff = (full - stepped).abs().max().item<float>();
+        Assert.True(maxDiff < 1e-4, $"{shape}: max |full - stepped| = {maxDiff}");
+    }
+
+    [Fact]
+    public void TruncateDropsEntriesSoRecomputingGivesTheSameLogits()
+    {
+        using var model = TestModels.Create("gqa-tied", seed: 11);
+        var prompt = TestModels.RandomPrompt(model.Config.VocabSize, 20, seed: 5);
+        using var scope = NewDisposeScope();
+        using var _ = inference_mode();
+        using var cache = new KvCache(model.Config, 64, model.DType, model.Device);
+        var ids = tensor(prompt.Select(x => (long)x).ToArray()).unsqueeze(0);
+        model.Forward(ids.narrow(1, 0, 12), 0, cache);
+        var reference = model.Forward(ids.narrow(1, 12, 8), 12, cache);
+
+        // Write garbage at 12..19, cut back to 12, recompute: same logits.
+        model.Forward(tensor(new long[] { 9, 9, 9, 9, 9, 9, 9, 9 }).unsqueeze(0), 12, cache);
+        cache.Truncate(12);
+        Assert.Equal(12, cache.Length);
+        var again = model.Forward(ids.narrow(1, 12, 8), 12, cache);
+        Assert.True((reference - again).abs().max().item<float>() < 1e-5);
+        Assert.Throws<ArgumentOutOfRangeException>(() => cache.Truncate(21));
+    }
+
+    [Fact]
+    public void BFloat16ModelTracksFloat32()
+    {
+        using var model32 = TestModels.Create("mha", seed: 2);
+        using var model16 = TestModels.Create("mha", seed: 2, ScalarType.BFloat16);
+        var prompt = TestModels.RandomPrompt(model32.Config.VocabSize, 16, seed: 1);
+        using var scope = NewDisposeScope();
+        using var _ = inference_mode();
+        using var cache32 = new KvCache(model32.Config, 32, model32.DType, model32.Device);
+        using var cache16 = new KvCache(model16.Config, 32, model16.DType, model16.Device);
+        var ids = tensor(prompt.Select(x => (long)x).ToArray()).unsqueeze(0);
+        var a = model32.Forward(ids, 0, cache32);
+        var b = model16.Forward(ids, 0, cache16);
+        Assert.Equal(ScalarType.Float32, b.dtype);
+        // bf16 keeps 8 bits of mantissa: agreement is loose but far from random.
+        var corr = corrcoef(stack([a.flatten(), b.flatten()])).data<float>()[1];
+        Assert.True(corr > 0.99, $"correlation {corr}");
+    }
+
+    [Fact]
+    public void ConfigRejectsUnsupportedArchitectureAndRopeType()
+    {
+        var e = Assert.Throws<InvalidDataException>(() => (ModelConfig.Preset("tiny") with { Architecture = "GPT2LMHeadModel" }).Validate());
+        Assert.Contains("GPT2LMHeadModel", e.Message);
+        var json = System.Text.Json.Nodes.JsonNode.Parse(ModelConfig.Preset("tiny").ToJson())!.AsObject();
+        json["rope_scaling"] = new System.Text.Json.Nodes.JsonObject { ["rope_type"] = "yarn", ["factor"] = 4.0 };
+        e = Assert.Throws<InvalidDataException>(() => ModelConfig.FromJson(json, "x/config.json"));
+        Assert.Contains("yarn", e.Message);
+        Assert.Contains("x/config.json", e.Message);
+    }
+}

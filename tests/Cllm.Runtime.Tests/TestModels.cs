@@ -1,0 +1,51 @@
+using Cllm.Model;
+using Cllm.Native;
+using static TorchSharp.torch;
+
+namespace Cllm.Tests;
+
+/// <summary>Random-initialised models of every shape the engine supports, small enough for unit tests.</summary>
+static class TestModels
+{
+    /// <summary>Init scale for test models: large enough that logits are peaked and argmax ties (which float
+    /// rounding could flip) are vanishingly rare, small enough that outputs are varied, not one repeated token.</summary>
+    public const double InitStd = 0.25;
+
+    public static readonly string[] Shapes = ["mha", "gqa-tied", "qwen2-bias", "linear-rope", "llama3-rope", "dynamic-rope"];
+
+    public static ModelConfig Config(string shape) => shape switch
+    {
+        "mha" => ModelConfig.Preset("tiny") with { VocabSize = 512 },
+        "gqa-tied" => ModelConfig.Preset("tiny-gqa") with { VocabSize = 512 },
+        "qwen2-bias" => ModelConfig.Preset("tiny-qwen2") with { VocabSize = 512 },
+        "linear-rope" => ModelConfig.Preset("tiny") with
+        {
+            VocabSize = 512, NumKvHeads = 2, RopeTheta = 20000, RopeScaling = new RopeScaling("linear", 4),
+        },
+        "llama3-rope" => ModelConfig.Preset("tiny") with
+        {
+            VocabSize = 512, HeadDim = 32, NumHeads = 2, NumKvHeads = 1, RopeTheta = 500000,
+            RopeScaling = new RopeScaling("llama3", 8, 1, 4, OriginalMaxPositions: 64),
+        },
+        "dynamic-rope" => ModelConfig.Preset("tiny") with
+        {
+            VocabSize = 512, MaxPositions = 64, RopeScaling = new RopeScaling("dynamic", 2),
+        },
+        _ => throw new ArgumentException(shape),
+    };
+
+    public static Transformer Create(string shape, long seed, ScalarType dtype = ScalarType.Float32)
+    {
+        TorchNative.EnsureLoaded();
+        var model = new Transformer(Config(shape), dtype);
+        model.InitializeRandom(seed, InitStd);
+        model.eval();
+        return model;
+    }
+
+    public static int[] RandomPrompt(int vocab, int length, int seed)
+    {
+        var random = new Random(seed);
+        return Enumerable.Range(0, length).Select(_ => random.Next(3, vocab)).ToArray();
+    }
+}
