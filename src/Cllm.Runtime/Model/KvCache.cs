@@ -12,6 +12,8 @@ public sealed class KvCache : IDisposable
 {
     readonly Tensor[] _keys, _values;
 
+    static KvCache() => Native.TorchNative.EnsureLoaded();
+
     public KvCache(ModelConfig config, int capacity, ScalarType dtype, Device device)
     {
         if (capacity <= 0) throw new ArgumentOutOfRangeException(nameof(capacity), capacity, "KV cache capacity must be positive.");

@@ -19,6 +19,9 @@ public sealed class Transformer : nn.Module
     readonly Linear? output;
     readonly RotaryEmbedding _rope;
 
+    // The first touch of TorchSharp must find its natives (see TorchNative): before any base constructor runs.
+    static Transformer() => Native.TorchNative.EnsureLoaded();
+
     public Transformer(ModelConfig config, ScalarType dtype = ScalarType.Float32, Device? device = null) : base(nameof(Transformer))
     {
         Config = config.Validate();

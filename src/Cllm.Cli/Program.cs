@@ -1,0 +1,8 @@
+using System.CommandLine;
+using Cllm.Cli;
+
+var root = new RootCommand("cllm: Consistency LLMs in .NET. Load Hugging Face Llama-family models, decode with Jacobi, benchmark.");
+root.Subcommands.Add(InitCommand.Create());
+root.Subcommands.Add(GenerateCommand.Create());
+root.Subcommands.Add(BenchCommand.Create());
+return await root.Parse(args).InvokeAsync();

@@ -1,0 +1,38 @@
+using System.Text;
+
+namespace Cllm.Text;
+
+/// <summary>
+/// GPT-2's reversible byte-to-character table used by byte-level BPE vocabularies ("Ġ" is the space
+/// byte). tiktoken files store raw bytes instead, so this gives tiktoken tokens the same printable
+/// names a Hugging Face tokenizer.json would use for them.
+/// </summary>
+internal static class ByteLevelAlphabet
+{
+    private static readonly char[] ByteToChar = BuildTable();
+
+    public static string ToTokenString(ReadOnlySpan<byte> bytes)
+    {
+        var sb = new StringBuilder(bytes.Length);
+        foreach (byte b in bytes)
+        {
+            sb.Append(ByteToChar[b]);
+        }
+
+        return sb.ToString();
+    }
+
+    private static char[] BuildTable()
+    {
+        // Printable Latin-1 bytes stand for themselves; the other 68 bytes take U+0100.. in byte order.
+        var table = new char[256];
+        int next = 0x100;
+        for (int b = 0; b < 256; b++)
+        {
+            bool printable = b is >= '!' and <= '~' or >= 0xA1 and <= 0xAC or >= 0xAE and <= 0xFF;
+            table[b] = printable ? (char)b : (char)next++;
+        }
+
+        return table;
+    }
+}

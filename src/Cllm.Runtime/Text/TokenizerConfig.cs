@@ -1,0 +1,126 @@
+using System.Text.Json;
+
+namespace Cllm.Text;
+
+/// <summary>An entry of <c>added_tokens</c> / <c>added_tokens_decoder</c>: text that always maps to one id.</summary>
+internal sealed record AddedToken(int Id, string Content, bool Special);
+
+/// <summary>
+/// What a Hugging Face model folder says about special tokens, merged from <c>tokenizer_config.json</c>,
+/// <c>special_tokens_map.json</c> and <c>generation_config.json</c>. Every field is optional because
+/// real folders ship any subset of these files.
+/// </summary>
+internal sealed record TokenizerConfig(
+    string? BosToken,
+    string? EosToken,
+    bool? AddBosToken,
+    IReadOnlyList<AddedToken> AddedTokens,
+    int? GenerationBosId,
+    IReadOnlyList<int> GenerationEosIds)
+{
+    public static TokenizerConfig Read(string directory)
+    {
+        string? bos = null, eos = null;
+        bool? addBos = null;
+        var added = new List<AddedToken>();
+
+        using (var doc = TryParse(Path.Combine(directory, "tokenizer_config.json")))
+        {
+            if (doc is not null && doc.RootElement.ValueKind == JsonValueKind.Object)
+            {
+                var root = doc.RootElement;
+                bos = TokenText(root, "bos_token");
+                eos = TokenText(root, "eos_token");
+                if (root.TryGetProperty("add_bos_token", out var ab) && ab.ValueKind is JsonValueKind.True or JsonValueKind.False)
+                {
+                    addBos = ab.GetBoolean();
+                }
+
+                if (root.TryGetProperty("added_tokens_decoder", out var atd) && atd.ValueKind == JsonValueKind.Object)
+                {
+                    foreach (var p in atd.EnumerateObject())
+                    {
+                        if (int.TryParse(p.Name, out int id) && p.Value.ValueKind == JsonValueKind.Object &&
+                            p.Value.TryGetProperty("content", out var c) && c.ValueKind == JsonValueKind.String)
+                        {
+                            bool special = p.Value.TryGetProperty("special", out var s) && s.ValueKind == JsonValueKind.True;
+                            added.Add(new AddedToken(id, c.GetString()!, special));
+                        }
+                    }
+                }
+            }
+        }
+
+        // Older folders keep bos/eos only in special_tokens_map.json.
+        using (var doc = TryParse(Path.Combine(directory, "special_tokens_map.json")))
+        {
+            if (doc is not null && doc.RootElement.ValueKind == JsonValueKind.Object)
+            {
+                bos ??= TokenText(doc.RootElement, "bos_token");
+                eos ??= TokenText(doc.RootElement, "eos_token");
+            }
+        }
+
+        int? genBos = null;
+        var genEos = new List<int>();
+        using (var doc = TryParse(Path.Combine(directory, "generation_config.json")))
+        {
+            if (doc is not null && doc.RootElement.ValueKind == JsonValueKind.Object)
+            {
+                var root = doc.RootElement;
+                if (root.TryGetProperty("bos_token_id", out var b) && b.ValueKind == JsonValueKind.Number)
+                {
+                    genBos = b.GetInt32();
+                }
+
+                // Instruct models list several stop ids here (e.g. LLaMA-3: end_of_text and eot_id).
+                if (root.TryGetProperty("eos_token_id", out var e))
+                {
+                    if (e.ValueKind == JsonValueKind.Number)
+                    {
+                        genEos.Add(e.GetInt32());
+                    }
+                    else if (e.ValueKind == JsonValueKind.Array)
+                    {
+                        genEos.AddRange(e.EnumerateArray().Where(x => x.ValueKind == JsonValueKind.Number).Select(x => x.GetInt32()));
+                    }
+                }
+            }
+        }
+
+        return new TokenizerConfig(bos, eos, addBos, added, genBos, genEos);
+    }
+
+    /// <summary>A token field may be a string, null, or an AddedToken object <c>{"content": ...}</c>.</summary>
+    private static string? TokenText(JsonElement obj, string name)
+    {
+        if (!obj.TryGetProperty(name, out var v))
+        {
+            return null;
+        }
+
+        return v.ValueKind switch
+        {
+            JsonValueKind.String => v.GetString(),
+            JsonValueKind.Object when v.TryGetProperty("content", out var c) && c.ValueKind == JsonValueKind.String => c.GetString(),
+            _ => null,
+        };
+    }
+
+    private static JsonDocument? TryParse(string path)
+    {
+        if (!File.Exists(path))
+        {
+            return null;
+        }
+
+        try
+        {
+            return JsonDocument.Parse(File.ReadAllBytes(path), new JsonDocumentOptions { AllowTrailingCommas = true, CommentHandling = JsonCommentHandling.Skip });
+        }
+        catch (JsonException ex)
+        {
+            throw new InvalidDataException($"'{path}' is not valid JSON: {ex.Message}", ex);
+        }
+    }
+}

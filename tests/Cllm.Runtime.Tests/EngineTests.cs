@@ -1,0 +1,79 @@
+using Cllm.Checkpoints;
+using Cllm.Decoding;
+using Cllm.Tests.Checkpoints;
+using Cllm.Text;
+using Xunit;
+
+namespace Cllm.Tests;
+
+public sealed class EngineTests : IDisposable
+{
+    readonly TempFolder _folder = new();
+
+    public EngineTests()
+    {
+        using var model = TestModels.Create("gqa-tied", seed: 12);
+        // The built-in tokenizer has 4096 pieces; the test model only 512 ids, so give it the full vocabulary.
+        using var full = new Cllm.Model.Transformer(model.Config with { VocabSize = 4096 });
+        full.InitializeRandom(12, TestModels.InitStd);
+        ModelFiles.Save(full, _folder.Path);
+        BuiltInTokenizers.WriteSentencePiece4k(_folder.Path);
+    }
+
+    public void Dispose() => _folder.Dispose();
+
+    [Fact]
+    public void LoadsAFolderAndJacobiTextEqualsAutoregressive()
+    {
+        using var engine = CllmEngine.Load(_folder.Path, new EngineOptions { ContextLength = 256 });
+        Assert.Equal(256, engine.ContextLength);
+        var ar = engine.GenerateText("The history of the printing press", new GenerationOptions { Decoder = DecoderKind.Autoregressive, MaxNewTokens = 40 });
+        var jacobi = engine.GenerateText("The history of the printing press", new GenerationOptions { MaxNewTokens = 40 });
+        Assert.Equal(ar.Tokens, jacobi.Tokens);
+        Assert.Equal(ar.Text, jacobi.Text);
+        Assert.Equal(40, ar.Stats.ForwardPasses);
+
+        // Streaming the chunks through the detokenizer gives the same text as decoding at the end.
+        var detokenizer = engine.Tokenizer.CreateStreamingDetokenizer();
+        var streamed = string.Concat(engine.Generate(engine.Tokenizer.Encode("The history of the printing press"),
+            new GenerationOptions { MaxNewTokens = 40 }).Select(c => detokenizer.Append(c.Tokens))) + detokenizer.Flush();
+        Assert.Equal(jacobi.Text, streamed);
+    }
+
+    [Fact]
+    public void ConcurrentRequestsQueueAndMatchSequentialOnes()
+    {
+        using var engine = CllmEngine.Load(_folder.Path, new EngineOptions { ContextLength = 128 });
+        var prompts = Enumerable.Range(0, 6).Select(i => $"Prompt number {i} about apples").ToArray();
+        var sequential = prompts.Select(p => engine.GenerateText(p, new GenerationOptions { MaxNewTokens = 24 }).Tokens).ToArray();
+        var concurrent = prompts.AsParallel().WithDegreeOfParallelism(6)
+            .Select(p => engine.GenerateText(p, new GenerationOptions { MaxNewTokens = 24 }).Tokens).ToArray();
+        for (var i = 0; i < prompts.Length; i++) Assert.Equal(sequential[i], concurrent[i]);
+    }
+
+    [Fact]
+    public void BadInputGetsClearErrorsAndTheEngineStaysUsable()
+    {
+        using var engine = CllmEngine.Load(_folder.Path, new EngineOptions { ContextLength = 32 });
+        var longPrompt = string.Join(" ", Enumerable.Repeat("apples and oranges", 30));
+        var e = Assert.Throws<ArgumentException>(() => engine.GenerateText(longPrompt));
+        Assert.Contains("context holds 32", e.Message);
+        Assert.Throws<ArgumentOutOfRangeException>(() => engine.GenerateText("hi", new GenerationOptions { MaxNewTokens = 0 }));
+        Assert.Throws<NotSupportedException>(() => engine.GenerateText("hi", new GenerationOptions { Temperature = 0.7f }));
+        Assert.Equal(5, engine.GenerateText("hi", new GenerationOptions { MaxNewTokens = 5 }).Tokens.Length);
+
+        Assert.Throws<ArgumentOutOfRangeException>(() => CllmEngine.Load(_folder.Path, new EngineOptions { ContextLength = 1_000_000 }));
+        var cuda = Assert.Throws<NotSupportedException>(() => CllmEngine.Load(_folder.Path, new EngineOptions { Device = "cuda" }));
+        Assert.Contains("CUDA", cuda.Message);
+        Assert.Throws<ArgumentException>(() => CllmEngine.Load(_folder.Path, new EngineOptions { Device = "tpu" }));
+    }
+
+    [Fact]
+    public void CallsAfterDisposeThrow()
+    {
+        var engine = CllmEngine.Load(_folder.Path, new EngineOptions { ContextLength = 64 });
+        engine.Dispose();
+        Assert.Throws<ObjectDisposedException>(() => engine.GenerateText("hello"));
+        engine.Dispose(); // twice is fine
+    }
+}
