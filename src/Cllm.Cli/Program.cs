@@ -5,4 +5,8 @@ var root = new RootCommand("cllm: Consistency LLMs in .NET. Load Hugging Face Ll
 root.Subcommands.Add(InitCommand.Create());
 root.Subcommands.Add(GenerateCommand.Create());
 root.Subcommands.Add(BenchCommand.Create());
+root.Subcommands.Add(DataCommand.Create());
+root.Subcommands.Add(TrainCommand.Create());
+root.Subcommands.Add(CollectCommand.Create());
+root.Subcommands.Add(EvalCommand.Create());
 return await root.Parse(args).InvokeAsync();

@@ -64,12 +64,14 @@ public sealed record ModelConfig
         },
         // mini: about 3M parameters (d192, 6 layers): the size of the CLLM default model.
         "mini" => Make(hidden: 192, layers: 6, heads: 6, kvHeads: 6, intermediate: 512),
+        // cllm-tiny: the default model's shape (about 2.9M parameters with its 1k vocabulary, tied embeddings).
+        "cllm-tiny" => Make(hidden: 192, layers: 6, heads: 6, kvHeads: 6, intermediate: 512) with { TieWordEmbeddings = true, MaxPositions = 1024 },
         // small: about 60M parameters (d768, 8 layers), the benchmark shape.
         "small" => Make(hidden: 768, layers: 8, heads: 12, kvHeads: 4, intermediate: 2048),
         _ => throw new ArgumentException($"Unknown preset '{name}'. Known presets: {string.Join(", ", PresetNames)}.", nameof(name)),
     };
 
-    public static IReadOnlyList<string> PresetNames { get; } = ["tiny", "tiny-gqa", "tiny-qwen2", "mini", "small"];
+    public static IReadOnlyList<string> PresetNames { get; } = ["tiny", "tiny-gqa", "tiny-qwen2", "mini", "cllm-tiny", "small"];
 
     static ModelConfig Make(int hidden, int layers, int heads, int kvHeads, int intermediate) => new()
     {

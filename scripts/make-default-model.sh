@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Reproduces models/cllm-tiny-base (the AR-pretrained base) and models/cllm-tiny (the CLLM made from it).
+# Every step is seeded; work files go to artifacts/ (ignored). Needs Debian's `sentencepiece` package for
+# spm_train (a data-making step only: the engine reads the resulting tokenizer.model with Microsoft.ML.Tokenizers).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+work=artifacts/default-model
+mkdir -p "$work"
+dotnet build src/Cllm.Cli -c Release
+cllm=src/Cllm.Cli/bin/Release/net10.0/cllm
+
+# 1. The synthetic corpus: sql, tool-calling and math conversations; held-out prompts use unseen slot values and phrasings.
+$cllm data --out "$work/data" --train 20000 --held-out 300 --seed 1
+
+# 2. A SentencePiece BPE tokenizer with byte fallback trained on the corpus; chat markers are single pieces.
+mkdir -p "$work/tokenizer"
+spm_train --input="$work/data/tokenizer.txt" --model_prefix="$work/tokenizer/spm" --vocab_size=1024 --model_type=bpe \
+  --byte_fallback=true --character_coverage=1.0 --normalization_rule_name=identity --split_digits=true \
+  --allow_whitespace_only_pieces=true --remove_extra_whitespaces=false --unk_id=0 --bos_id=1 --eos_id=2 --pad_id=-1 \
+  --user_defined_symbols='<|system|>,<|user|>,<|assistant|>,<|tool|>,<|end|>,<tool_call>,</tool_call>' \
+  --num_threads=2 --shuffle_input_sentence=false > "$work/tokenizer/spm_train.log" 2>&1
+cp "$work/tokenizer/spm.model" "$work/tokenizer/tokenizer.model"
+cat > "$work/tokenizer/tokenizer_config.json" <<'JSON'
+{
+  "tokenizer_class": "LlamaTokenizer",
+  "bos_token": "<s>",
+  "eos_token": "<|end|>",
+  "unk_token": "<unk>",
+  "add_bos_token": true,
+  "add_eos_token": false,
+  "chat_format": "cllm",
+  "added_tokens_decoder": {
+    "3": { "content": "<|system|>", "special": true },
+    "4": { "content": "<|user|>", "special": true },
+    "5": { "content": "<|assistant|>", "special": true },
+    "6": { "content": "<|tool|>", "special": true },
+    "7": { "content": "<|end|>", "special": true },
+    "8": { "content": "<tool_call>", "special": false },
+    "9": { "content": "</tool_call>", "special": false }
+  }
+}
+JSON
+
+# 3. Pre-train the base model from scratch (AR objective).
+$cllm train --objective ar --data "$work/data/train.jsonl" --tokenizer "$work/tokenizer" --preset cllm-tiny \
+  --out models/cllm-tiny-base --steps 3000 --batch 16 --lr 2e-3 --warmup 0.03 --weight-decay 0.1 --seed 1 \
+  --metrics "$work/base-metrics.jsonl"

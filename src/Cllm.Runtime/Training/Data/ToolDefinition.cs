@@ -1,0 +1,173 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace Cllm.Training.Data;
+
+/// <summary>A function the model may call: what the chat format lists in the system turn.</summary>
+public sealed record ToolDefinition(string Name, string Description, IReadOnlyList<ToolParameter> Parameters)
+{
+    /// <summary>
+    /// The parameters as a standard JSON schema object (with descriptions), for hosts such as the agent
+    /// demo that need one. The prompt uses the shorter <see cref="CompactSchema"/> instead.
+    /// </summary>
+    public string ParametersJsonSchema()
+    {
+        var properties = new JsonObject();
+        foreach (var p in Parameters)
+            properties[p.Name] = new JsonObject { ["type"] = p.Type, ["description"] = p.Description };
+        var required = new JsonArray(Parameters.Where(p => p.Required).Select(p => (JsonNode?)JsonValue.Create(p.Name)).ToArray());
+        return new JsonObject { ["type"] = "object", ["properties"] = properties, ["required"] = required }.ToJsonString();
+    }
+
+    /// <summary>
+    /// Parameter name to type, e.g. <c>{"order_id":"integer"}</c>; optional ones get a trailing "?".
+    /// It has the shape of the call's "arguments" object, so the model copies names straight across,
+    /// and it costs a few tokens where a full schema would cost dozens (the context is 512 tokens).
+    /// </summary>
+    public string CompactSchema() =>
+        new JsonObject(Parameters.Select(p => KeyValuePair.Create(p.Name, (JsonNode?)JsonValue.Create(p.Required ? p.Type : p.Type + "?"))))
+            .ToJsonString();
+}
+
+/// <summary>One parameter; <see cref="Type"/> is "string", "integer" or "number".</summary>
+public sealed record ToolParameter(string Name, string Type, string Description, bool Required = true);
+
+/// <summary>
+/// The agent demo's tools and their reference implementations. Training data and the demo both produce
+/// tool results through these methods, so the model sees the same result format in both.
+/// </summary>
+public static class DemoTools
+{
+    public static readonly ToolDefinition RunSql = new("run_sql", "Run read-only SQL on the store database.",
+        [new("query", "string", "A single SQLite SELECT statement.")]);
+
+    public static readonly ToolDefinition GetOrderStatus = new("get_order_status", "Get an order's status.",
+        [new("order_id", "integer", "The order's id.")]);
+
+    public static readonly ToolDefinition Calculate = new("calculate", "Evaluate arithmetic.",
+        [new("expression", "string", "Numbers with + - * / and parentheses.")]);
+
+    public static readonly ToolDefinition GetWeather = new("get_weather", "Get a city's weather forecast.",
+        [new("city", "string", "The city's name.")]);
+
+    public static IReadOnlyList<ToolDefinition> All { get; } = [RunSql, GetOrderStatus, Calculate, GetWeather];
+
+    /// <summary>Rows as a JSON array of arrays: no column names, so the text does not depend on how SQLite names expression columns.</summary>
+    public static string FormatRows(IEnumerable<IReadOnlyList<object?>> rows) => JsonSerializer.Serialize(rows, CllmChatFormat.Json);
+
+    public static string Error(string message) => JsonSerializer.Serialize(new Dictionary<string, string> { ["error"] = message }, CllmChatFormat.Json);
+
+    /// <summary>
+    /// Runs a call against <paramref name="db"/> and returns the tool result JSON. run_sql understands only
+    /// the canonical query forms (<see cref="StoreDatabase.Execute"/>); the demo runs real SQLite instead and
+    /// formats rows with <see cref="FormatRows"/>. Bad calls give an error object rather than an exception,
+    /// because the model's call is untrusted input.
+    /// </summary>
+    public static string Invoke(ToolCall call, StoreDatabase db)
+    {
+        string? Arg(string name) => call.Arguments.TryGetValue(name, out var v) ? Convert.ToString(v, CultureInfo.InvariantCulture) : null;
+        switch (call.Name)
+        {
+            case "run_sql":
+                var rows = Arg("query") is { } sql ? db.Execute(sql) : null;
+                return rows is null ? Error("unsupported query") : FormatRows(rows);
+            case "get_order_status":
+                return int.TryParse(Arg("order_id"), CultureInfo.InvariantCulture, out int id) ? OrderStatusJson(db, id) : Error("order_id must be an integer");
+            case "calculate":
+                double? value = Arithmetic.TryEvaluate(Arg("expression") ?? "");
+                return value is { } v && double.IsFinite(v) ? ResultJson(v) : Error("invalid expression");
+            case "get_weather":
+                return WeatherJson(Arg("city") ?? "");
+            default:
+                return Error($"unknown tool {call.Name}");
+        }
+    }
+
+    public static string OrderStatusJson(StoreDatabase db, int orderId) =>
+        db.Orders.FirstOrDefault(o => o.Id == orderId) is { } order
+            ? JsonSerializer.Serialize(new Dictionary<string, object> { ["order_id"] = order.Id, ["status"] = order.Status }, CllmChatFormat.Json)
+            : Error($"no order {orderId}");
+
+    public static string ResultJson(double value) =>
+        JsonSerializer.Serialize(new Dictionary<string, object> { ["result"] = value == Math.Floor(value) && Math.Abs(value) < 1e15 ? (long)value : value }, CllmChatFormat.Json);
+
+    /// <summary>A canned forecast: the same every run, derived from the city's position in the word list.</summary>
+    public static string WeatherJson(string city)
+    {
+        int i = StoreDatabase.Cities.ToList().FindIndex(c => string.Equals(c, city.Trim(), StringComparison.OrdinalIgnoreCase));
+        if (i < 0) return Error($"unknown city {city}");
+        string[] skies = ["sunny", "cloudy", "rainy", "windy", "snowy"];
+        var forecast = new Dictionary<string, object> { ["city"] = StoreDatabase.Cities[i], ["forecast"] = skies[i * 3 % skies.Length], ["high_c"] = 4 + i * 7 % 26 };
+        return JsonSerializer.Serialize(forecast, CllmChatFormat.Json);
+    }
+}
+
+/// <summary>Recursive-descent evaluation of + - * / with parentheses and unary minus; null when malformed.</summary>
+internal static class Arithmetic
+{
+    public static double? TryEvaluate(string text)
+    {
+        int pos = 0;
+        double? value = Sum(text, ref pos);
+        SkipSpaces(text, ref pos);
+        return pos == text.Length ? value : null;
+    }
+
+    private static double? Sum(string s, ref int pos)
+    {
+        double? left = Product(s, ref pos);
+        while (left is not null && Next(s, ref pos) is '+' or '-')
+        {
+            char op = s[pos++];
+            double? right = Product(s, ref pos);
+            left = right is null ? null : op == '+' ? left + right : left - right;
+        }
+
+        return left;
+    }
+
+    private static double? Product(string s, ref int pos)
+    {
+        double? left = Factor(s, ref pos);
+        while (left is not null && Next(s, ref pos) is '*' or '/')
+        {
+            char op = s[pos++];
+            double? right = Factor(s, ref pos);
+            left = right is null || (op == '/' && right == 0) ? null : op == '*' ? left * right : left / right;
+        }
+
+        return left;
+    }
+
+    private static double? Factor(string s, ref int pos)
+    {
+        switch (Next(s, ref pos))
+        {
+            case '-':
+                pos++;
+                return -Factor(s, ref pos);
+            case '(':
+                pos++;
+                double? inner = Sum(s, ref pos);
+                if (Next(s, ref pos) != ')') return null;
+                pos++;
+                return inner;
+        }
+
+        int start = pos;
+        while (pos < s.Length && (char.IsAsciiDigit(s[pos]) || s[pos] == '.')) pos++;
+        return double.TryParse(s.AsSpan(start, pos - start), NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out double n) ? n : null;
+    }
+
+    private static char Next(string s, ref int pos)
+    {
+        SkipSpaces(s, ref pos);
+        return pos < s.Length ? s[pos] : '\0';
+    }
+
+    private static void SkipSpaces(string s, ref int pos)
+    {
+        while (pos < s.Length && char.IsWhiteSpace(s[pos])) pos++;
+    }
+}

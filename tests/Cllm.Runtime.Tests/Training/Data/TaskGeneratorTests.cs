@@ -1,0 +1,190 @@
+using System.Text.RegularExpressions;
+using Cllm.Text;
+using Cllm.Training.Data;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace Cllm.Tests.Training.Data;
+
+public sealed class TaskGeneratorTests(ITestOutputHelper output)
+{
+    static string Text(Conversation c) => CllmChatFormat.Render(c.Turns, c.Tools, addGenerationPrompt: false);
+
+    [Fact]
+    public void SameSeedGivesIdenticalOutputAndOtherSeedsDiffer()
+    {
+        foreach (var split in new[] { Split.Train, Split.HeldOut })
+        {
+            var a = new TaskGenerator(11).Generate(300, split).Select(Text).ToList();
+            var b = new TaskGenerator(11).Generate(300, split).Select(Text).ToList();
+            var c = new TaskGenerator(12).Generate(300, split).Select(Text).ToList();
+            Assert.Equal(a, b);
+            Assert.NotEqual(a, c);
+            Assert.True(a.Zip(c).Count(p => p.First != p.Second) > 250, "a different seed should change nearly every task");
+        }
+
+        // Calls do not influence each other: a train batch is the same whether or not held-out came first.
+        var g = new TaskGenerator(11);
+        _ = g.Generate(50, Split.HeldOut).ToList();
+        Assert.Equal(new TaskGenerator(11).Generate(40, Split.Train).Select(Text), g.Generate(40, Split.Train).Select(Text));
+    }
+
+    [Fact]
+    public void HeldOutSlotValuesNeverAppearInTrainingAndAllAppearInHeldOut()
+    {
+        var gen = new TaskGenerator(3);
+        var train = gen.Generate(4000, Split.Train).ToList();
+        var heldOut = gen.Generate(4000, Split.HeldOut).ToList();
+        string trainText = string.Join("\n", train.Select(Text));
+        string heldOutText = string.Join("\n", heldOut.Select(Text));
+        int checkedValues = 0;
+        foreach (var (slot, values) in gen.SlotVocabularies)
+        {
+            // The documented rule, applied here independently: index i is held out when i % 5 == 4.
+            for (int i = 0; i < values.Count; i++)
+            {
+                var word = new Regex($@"\b{Regex.Escape(values[i])}\b", RegexOptions.IgnoreCase);
+                if (i % 5 == 4)
+                {
+                    Assert.False(word.IsMatch(trainText), $"held-out {slot} '{values[i]}' occurs in training data");
+                    Assert.True(word.IsMatch(heldOutText), $"held-out {slot} '{values[i]}' is never used by the held-out split");
+                    checkedValues++;
+                }
+            }
+        }
+
+        Assert.Equal(2 + 1 + 8 + 6 + 2 + 2 + 2, checkedValues); // cities, categories, customers, products, months, people, items
+
+        // Number slots follow the same rule over their range; order ids (range 1..200) are visible in the calls.
+        int OrderId(Conversation c) => Convert.ToInt32(c.Turns[1].ToolCall!.Arguments["order_id"]);
+        var trainIds = train.Where(c => c.Turns.Count > 1 && c.Turns[1].ToolCall?.Name == "get_order_status").Select(OrderId).ToList();
+        var heldOutIds = heldOut.Where(c => c.Turns.Count > 1 && c.Turns[1].ToolCall?.Name == "get_order_status").Select(OrderId).ToList();
+        Assert.True(trainIds.Count > 100 && heldOutIds.Count > 100);
+        Assert.All(trainIds, id => Assert.NotEqual(4, (id - 1) % 5));
+        Assert.All(heldOutIds, id => Assert.Equal(4, (id - 1) % 5));
+    }
+
+    [Fact]
+    public void HeldOutPhrasingsNeverOccurInTraining()
+    {
+        // A question's skeleton: its text with every slot value and number replaced by a placeholder.
+        var gen = new TaskGenerator(5);
+        var values = gen.SlotVocabularies.Values.SelectMany(v => v).Concat(StoreDatabase.Statuses).OrderByDescending(v => v.Length).Select(Regex.Escape);
+        var slot = new Regex($@"\b({string.Join("|", values)})\b|\d+");
+        HashSet<string> Skeletons(Split split) => gen.Generate(3000, split).Select(c => c.Domain + ":" + slot.Replace(c.Turns.First(t => t.Role == "user").Content, "#")).ToHashSet();
+        var train = Skeletons(Split.Train);
+        var heldOut = Skeletons(Split.HeldOut);
+        Assert.Empty(train.Intersect(heldOut));
+        Assert.True(heldOut.Count >= 25, $"{heldOut.Count} held-out skeletons");
+        Assert.True(train.Count > heldOut.Count, $"{train.Count} train vs {heldOut.Count} held-out skeletons");
+        output.WriteLine($"question skeletons: train {train.Count}, held-out {heldOut.Count}");
+    }
+
+    [Fact]
+    public void MixSelectsDomainsAndRejectsUnknownOnes()
+    {
+        var gen = new TaskGenerator(1);
+        Assert.All(gen.Generate(200, Split.Train, new Dictionary<string, double> { ["math"] = 1 }), c => Assert.Equal("math", c.Domain));
+        var counts = gen.Generate(3000, Split.Train).GroupBy(c => c.Domain).ToDictionary(g => g.Key, g => g.Count());
+        Assert.All(TaskGenerator.Domains, d => Assert.InRange(counts[d], 850, 1150));
+        var skewed = gen.Generate(3000, Split.Train, new Dictionary<string, double> { ["sql"] = 3, ["tool"] = 1 }).Count(c => c.Domain == "sql");
+        Assert.InRange(skewed, 2100, 2400);
+        Assert.Throws<ArgumentException>(() => gen.Generate(1, Split.Train, new Dictionary<string, double> { ["poetry"] = 1 }));
+        Assert.Throws<ArgumentException>(() => gen.Generate(1, Split.Train, new Dictionary<string, double> { ["sql"] = 0 }));
+    }
+
+    [Fact]
+    public void EveryConversationRendersIntoWellFormedExamples()
+    {
+        var gen = new TaskGenerator(8);
+        foreach (var c in gen.Generate(1500, Split.Train).Concat(gen.Generate(1500, Split.HeldOut)))
+        {
+            var examples = CorpusWriter.ToExamples(c).ToList();
+            Assert.Equal(c.Domain == "tool" ? 2 : 1, examples.Count);
+            Assert.All(examples, e => Assert.EndsWith("<|assistant|>\n", e.Prompt));
+            Assert.All(examples, e => Assert.EndsWith("<|end|>", e.Completion));
+            Assert.All(examples, e => Assert.DoesNotContain("<|end|>", e.Completion[..^7]));
+            string first = examples[0].Completion[..^"<|end|>".Length];
+            switch (c.Domain)
+            {
+                case "sql":
+                    Assert.Equal(c.Answer, first);
+                    Assert.StartsWith("<|system|>\nWrite one SQLite query.\ncustomers(", examples[0].Prompt);
+                    break;
+                case "math":
+                    Assert.EndsWith("\nAnswer: " + c.Answer, first);
+                    Assert.Matches(@"^(\d+ [-+*/] \d+ = \d+\n){2,3}Answer: \d+$", first);
+                    break;
+                case "tool":
+                    var call = CllmChatFormat.ParseToolCall(first);
+                    Assert.NotNull(call);
+                    Assert.Equal(c.Turns[1].ToolCall, call);
+                    Assert.Equal(c.Answer, call.ToJson());
+                    Assert.DoesNotContain("error", c.Turns[2].Content);
+                    Assert.Equal(DemoTools.Invoke(call, gen.Database), c.Turns[2].Content);
+                    Assert.Matches(@"^[A-Z][^\n]*\.$", examples[1].Answer);
+                    break;
+            }
+        }
+    }
+
+    [Fact]
+    public void MathAnswersAreCorrect()
+    {
+        // Independent check: re-evaluate each step line and confirm the chain ends at the answer.
+        foreach (var c in new TaskGenerator(4).Generate(600, Split.Train, new Dictionary<string, double> { ["math"] = 1 }))
+        {
+            long last = -1;
+            foreach (var line in c.Turns[1].Content.Split('\n')[..^1])
+            {
+                var m = Regex.Match(line, @"^(\d+) ([-+*/]) (\d+) = (\d+)$");
+                long x = long.Parse(m.Groups[1].Value), y = long.Parse(m.Groups[3].Value), z = long.Parse(m.Groups[4].Value);
+                long expected = m.Groups[2].Value switch { "+" => x + y, "-" => x - y, "*" => x * y, _ => x / y };
+                Assert.Equal(expected, z);
+                if (m.Groups[2].Value == "/") Assert.Equal(0, x % y);
+                Assert.True(z >= 0);
+                last = z;
+            }
+
+            Assert.Equal(last.ToString(), c.Answer);
+            // The question's numbers are the ones the steps start from.
+            var first = Regex.Match(c.Turns[1].Content, @"^(\d+) . (\d+)");
+            Assert.Contains(first.Groups[1].Value, c.Turns[0].Content);
+        }
+    }
+
+    [Fact]
+    public void RenderedLengthsFitTheContext()
+    {
+        string dir = Path.Combine(Path.GetTempPath(), "cllm-data-tok-" + Guid.NewGuid().ToString("N"));
+        BuiltInTokenizers.WriteSentencePiece4k(dir);
+        var tokenizer = TextTokenizer.Load(dir);
+        Directory.Delete(dir, recursive: true);
+        var gen = new TaskGenerator(9);
+        var all = gen.Generate(3000, Split.Train).Concat(gen.Generate(1000, Split.HeldOut)).SelectMany(CorpusWriter.ToExamples).ToList();
+        foreach (var domain in all.GroupBy(e => e.Domain))
+        {
+            var chars = domain.Select(e => (e.Prompt + e.Completion).Length).Order().ToList();
+            var prompts = domain.Select(e => e.Prompt.Length).ToList();
+            // The English 4k tokenizer splits each chat marker into several pieces, so this over-counts.
+            var tokens = domain.Select(e => tokenizer.Encode(e.Prompt + e.Completion).Length).ToList();
+            output.WriteLine($"{domain.Key,-5} examples {chars.Count,5}: chars mean {chars.Average(),5:F0} median {chars[chars.Count / 2],4} max {chars[^1],4}; " +
+                $"prompt max {prompts.Max(),4}; sp4k tokens mean {tokens.Average(),4:F0} max {tokens.Max(),4}");
+            Assert.True(tokens.Max() < 400, $"{domain.Key}: {tokens.Max()} tokens");
+            int limit = domain.Key switch { "sql" => 900, "math" => 350, _ => 700 };
+            Assert.True(chars[^1] <= limit, $"{domain.Key}: longest example {chars[^1]} chars");
+        }
+    }
+
+    [Fact]
+    public void PrintExamples()
+    {
+        var gen = new TaskGenerator(2);
+        foreach (var split in new[] { Split.Train, Split.HeldOut })
+            foreach (var domain in TaskGenerator.Domains)
+            {
+                var c = gen.Generate(1, split, new Dictionary<string, double> { [domain] = 1 }).Single();
+                output.WriteLine($"===== {domain} / {split} (answer: {c.Answer})\n{Text(c)}");
+            }
+    }
+}
