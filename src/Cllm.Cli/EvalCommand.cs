@@ -1,3 +1,4 @@
+using Cllm.Text;
 using System.CommandLine;
 using System.Diagnostics;
 using System.Text.Json;

@@ -1,3 +1,4 @@
+using Cllm.Text;
 using System.Text.RegularExpressions;
 using Cllm.Training.Data;
 

@@ -1,3 +1,4 @@
+using Cllm.Text;
 using System.Text;
 using System.Text.Json;
 

@@ -1,3 +1,4 @@
+using Cllm.Text;
 using System.Globalization;
 using System.Text.Json;
 

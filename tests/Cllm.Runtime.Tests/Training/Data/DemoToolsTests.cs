@@ -1,3 +1,4 @@
+using Cllm.Text;
 using System.Text.Json;
 using Cllm.Training.Data;
 using Xunit;

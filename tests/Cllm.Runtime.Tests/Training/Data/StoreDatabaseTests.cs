@@ -1,3 +1,4 @@
+using Cllm.Text;
 using System.Diagnostics;
 using System.Text.Json;
 using System.Text.RegularExpressions;

@@ -2,7 +2,7 @@ using System.Text;
 using System.Text.Encodings.Web;
 using System.Text.Json;
 
-namespace Cllm.Training.Data;
+namespace Cllm.Text;
 
 /// <summary>One message. An assistant turn may carry a <see cref="ToolCall"/>; a "tool" turn's content is the result JSON.</summary>
 public sealed record ChatTurn(string Role, string Content, ToolCall? ToolCall = null);

@@ -1,3 +1,4 @@
+using Cllm.Text;
 using Cllm.Training.Data;
 using Xunit;
 
