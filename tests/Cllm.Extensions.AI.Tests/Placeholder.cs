@@ -1,0 +1,1 @@
+namespace Cllm.Extensions.AI.Tests;

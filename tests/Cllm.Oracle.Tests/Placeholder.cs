@@ -1,0 +1,1 @@
+namespace Cllm.Oracle.Tests;
