@@ -45,3 +45,18 @@ JSON
 $cllm train --objective ar --data "$work/data/train.jsonl" --tokenizer "$work/tokenizer" --preset cllm-tiny \
   --out models/cllm-tiny-base --steps 3000 --batch 16 --lr 2e-3 --warmup 0.03 --weight-decay 0.1 --seed 1 \
   --metrics "$work/base-metrics.jsonl"
+
+# 4. Jacobi trajectories of the base model on 3000 training prompts, block after block, n = 16, augmented.
+$cllm collect --model models/cllm-tiny-base --prompts "$work/data/train-prompts.jsonl" --limit 3000 --block 16 \
+  --max-tokens 128 --augment --seed 1 --out "$work/trajectories.jsonl"
+
+# 5. Consistency training (global loss + AR loss on the teacher's output) from the base model.
+$cllm train --objective consistency --from models/cllm-tiny-base --trajectories "$work/trajectories.jsonl" \
+  --out models/cllm-tiny --loss global --ar-weight 1 --steps 1000 --batch 8 --lr 5e-4 --warmup 0.03 --weight-decay 0 \
+  --seed 1 --metrics "$work/cllm-metrics.jsonl"
+
+# 6. Evaluate both on the held-out prompts (AR and Jacobi interleaved in one run each).
+for model in cllm-tiny-base cllm-tiny; do
+  $cllm eval --model models/$model --prompts "$work/data/heldout-prompts.jsonl" --decoders ar,jacobi --block 16 --json \
+    > "$work/eval-$model.json"
+done

@@ -33,7 +33,8 @@ sealed class RotaryEmbedding
 
     int TableLength => MaxPositions(_config);
 
-    /// <summary>cos and sin for positions start..start+count-1, [count, headDim], in <paramref name="dtype"/>.</summary>
+    /// <summary>cos and sin for positions start..start+count-1, [count, 1, headDim] (to broadcast over heads in
+    /// [b, t, heads, d] layout), in <paramref name="dtype"/>.</summary>
     public (Tensor Cos, Tensor Sin) Slice(int start, int count, ScalarType dtype)
     {
         if (start + count > TableLength)
@@ -55,7 +56,7 @@ sealed class RotaryEmbedding
         }
     }
 
-    /// <summary>x: [b, heads, t, d]; cos/sin: [t, d].</summary>
+    /// <summary>x: [b, t, heads, d]; cos/sin: [t, 1, d].</summary>
     public static Tensor Apply(Tensor x, Tensor cos, Tensor sin)
     {
         var half = x.shape[^1] / 2;
@@ -68,7 +69,7 @@ sealed class RotaryEmbedding
     {
         var positions = arange(start, start + count, float64).unsqueeze(1);
         var freqs = positions * tensor(inverseFrequencies, float64).unsqueeze(0);
-        var angles = cat([freqs, freqs], -1);
+        var angles = cat([freqs, freqs], -1).unsqueeze(1);
         return (angles.cos().to(float32, _device), angles.sin().to(float32, _device));
     }
 

@@ -57,7 +57,7 @@ public sealed class Transformer : nn.Module
         if (length > cache.Capacity)
             throw new InvalidOperationException($"The sequence needs {length} positions; the KV cache holds {cache.Capacity}.");
         using var scope = NewDisposeScope();
-        var (cos, sin) = _rope.Slice(start, t, DType);
+        var (cos, sin) = _rope.Slice(start, t, DType); // [t, 1, d]: broadcast over heads
         // SDPA's own causal flag is top-left aligned, wrong once a cache precedes the block: build the mask.
         var mask = t == 1 ? null : arange(length, device: Device).unsqueeze(0) <= arange(start, length, device: Device).unsqueeze(1);
         var x = tok_embeddings.forward(tokens);
@@ -136,10 +136,12 @@ public sealed class Transformer : nn.Module
         public Tensor Forward(Tensor x, int layer, int start, Tensor cos, Tensor sin, Tensor? mask, KvCache? cache)
         {
             long b = x.shape[0], t = x.shape[1];
-            var qkv = wqkv.forward(x).split([_heads * _headDim, _kvHeads * _headDim, _kvHeads * _headDim], dim: -1);
-            var q = RotaryEmbedding.Apply(qkv[0].view(b, t, _heads, _headDim).transpose(1, 2), cos, sin);
-            var k = RotaryEmbedding.Apply(qkv[1].view(b, t, _kvHeads, _headDim).transpose(1, 2), cos, sin);
-            var v = qkv[2].view(b, t, _kvHeads, _headDim).transpose(1, 2);
+            // Rotate q and k in one go, in [b, t, heads, d] layout (cos/sin broadcast over heads): fewer ops per layer.
+            var qkv = wqkv.forward(x).view(b, t, _heads + 2 * _kvHeads, _headDim);
+            var qk = RotaryEmbedding.Apply(qkv.narrow(2, 0, _heads + _kvHeads), cos, sin);
+            var q = qk.narrow(2, 0, _heads).transpose(1, 2);
+            var k = qk.narrow(2, _heads, _kvHeads).transpose(1, 2);
+            var v = qkv.narrow(2, _heads + _kvHeads, _kvHeads).transpose(1, 2);
             if (cache is not null) (k, v) = cache.Write(layer, start, k, v);
 
             // Grouped-query attention without copying K/V: fold each KV head's group of query heads into
