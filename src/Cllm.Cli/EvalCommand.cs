@@ -75,7 +75,7 @@ static class EvalCommand
                     ["tokens_per_second"] = Math.Round(r.Sum(x => x.Stats.GeneratedTokens) / r.Sum(x => x.Seconds), 1),
                     ["fast_forwarded_tokens"] = r.Sum(x => x.Stats.FastForwardedTokens),
                     ["stationary_tokens"] = r.Sum(x => x.Stats.StationaryTokens),
-                    ["accepted_histogram"] = Histogram(r.Select(x => x.Stats)),
+                    ["accepted_histogram"] = DecodingStats.Histogram(r.SelectMany(x => x.Stats.AcceptedPerPass)),
                 };
                 if (ar is not null)
                 {
@@ -109,12 +109,4 @@ static class EvalCommand
         Decoder = kind, MaxNewTokens = parse.GetValue(maxTokens), BlockSize = parse.GetValue(block),
         InitialGuess = CliOptions.ParseGuess(parse.GetValue(guess)!), Seed = 1,
     };
-
-    static int[] Histogram(IEnumerable<DecodingStats> stats)
-    {
-        var all = stats.SelectMany(s => s.AcceptedPerPass).ToArray();
-        var histogram = new int[all.Max() + 1];
-        foreach (var k in all) histogram[k]++;
-        return histogram;
-    }
 }

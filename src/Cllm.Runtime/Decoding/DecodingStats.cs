@@ -30,10 +30,14 @@ public sealed class DecodingStats
         DecodeTime <= TimeSpan.Zero ? 0 : (GeneratedTokens - 1) / DecodeTime.TotalSeconds;
 
     /// <summary>histogram[k] = passes that made k tokens final.</summary>
-    public int[] AcceptedHistogram()
+    public int[] AcceptedHistogram() => Histogram(_acceptedPerPass);
+
+    /// <summary>histogram[k] = how many of <paramref name="acceptedPerPass"/> equal k.</summary>
+    public static int[] Histogram(IEnumerable<int> acceptedPerPass)
     {
-        var histogram = new int[(_acceptedPerPass.Count == 0 ? 0 : _acceptedPerPass.Max()) + 1];
-        foreach (var k in _acceptedPerPass) histogram[k]++;
+        var all = acceptedPerPass.ToArray();
+        var histogram = new int[(all.Length == 0 ? 0 : all.Max()) + 1];
+        foreach (var k in all) histogram[k]++;
         return histogram;
     }
 
