@@ -1,61 +1,132 @@
-// The AgentDemo's first form: until the default CLLM (models/cllm-tiny) and the chat client land, it shows
-// the engine underneath them: the same prompts decoded autoregressively and with Jacobi decoding, streamed
-// as each forward pass makes tokens final, then a side-by-side table. With no trained model present it
-// runs on a random-initialised model, so the text is noise but the machinery and the numbers are real.
-using System.Diagnostics;
+// The AgentDemo: a local CLLM answers store questions with tools, first through Semantic Kernel (automatic
+// function calling over kernel plugins), then as a Microsoft Agent Framework agent over the same chat client.
+// Answers stream as each forward pass makes tokens final. At the end the agent answers the same questions
+// again with autoregressive decoding, and a table compares the two decoders.
+//
+//   dotnet run --project samples/AgentDemo                 the scripted run on models/cllm-tiny
+//   dotnet run --project samples/AgentDemo -- --chat       an interactive session with the agent
+//   dotnet run --project samples/AgentDemo -- --model DIR  another model folder
+//   dotnet run --project samples/AgentDemo -- --bf16       bfloat16 weights: multi-token passes cost little more
+//                                                          than one-token passes on CPUs with AMX (f32 is exact)
 using Cllm;
-using Cllm.Checkpoints;
-using Cllm.Decoding;
-using Cllm.Model;
-using Cllm.Text;
+using Cllm.Extensions.AI;
+using Cllm.Samples.AgentDemo;
+using Microsoft.Agents.AI;
+using Microsoft.Extensions.AI;
+using Microsoft.SemanticKernel;
+using Microsoft.SemanticKernel.ChatCompletion;
 
-var modelDir = FindDefaultModel() ?? MakeRandomModel();
-using var engine = CllmEngine.Load(modelDir);
-Console.WriteLine($"Model: {modelDir} ({engine.Config.ParameterCount / 1e6:F1}M parameters, {engine.Config.Architecture})");
+string? modelDir = ArgValue(args, "--model") ?? FindDefaultModel();
+if (modelDir is null)
+{
+    Console.Error.WriteLine("No model found: expected models/cllm-tiny (or models/cllm-tiny-base) in the repository.");
+    Console.Error.WriteLine("Make it with scripts/make-default-model.sh, or pass --model <folder of a Hugging Face model>.");
+    return 2;
+}
 
-string[] prompts = ["List the customers who ordered a lamp", "What is 12 plus 30?", "The weather in Paris is"];
-var rows = new List<(string Decoder, int Tokens, int Passes, double Seconds)>();
-foreach (var prompt in prompts)
-    foreach (var decoder in new[] { DecoderKind.Jacobi, DecoderKind.Autoregressive })
+string[] questions =
+[
+    "What is the weather like in Denver?",
+    "What is the status of order 17?",
+    "How many orders were placed in May 2024?",
+    "What is 23 times 7 plus 41?",
+    "How many customers live in Oslo?",
+];
+
+using var tools = new StoreTools();
+var dtype = args.Contains("--bf16") ? ModelDType.BFloat16 : ModelDType.Float32;
+using var engine = CllmEngine.Load(modelDir, new EngineOptions { DType = dtype });
+Console.WriteLine($"Model: {modelDir} ({engine.Config.ParameterCount / 1e6:F1}M parameters, {dtype}, context {engine.ContextLength})");
+Console.WriteLine("Store database: SQLite, built from StoreDatabase and opened read-only.\n");
+
+// Semantic Kernel: the chat client with kernel function invocation, and the store tools as a plugin.
+var builder = Kernel.CreateBuilder();
+builder.AddCllmChatClient(engine);
+builder.Plugins.AddFromObject(tools, "store");
+var kernel = builder.Build();
+
+// The agent runs over the kernel's Cllm client itself; the tally in between counts tokens and passes.
+var client = kernel.GetRequiredService<IChatClient>().GetService<CllmChatClient>()!;
+var tally = new DecoderTally(client, defaultDecoder: "jacobi");
+var agent = new ChatClientAgent(tally, instructions: null, name: "store-agent", tools: tools.AsAITools());
+
+if (args.Contains("--chat")) return await Chat(agent, tools);
+
+tools.OnCall = (tool, arguments, result) => Console.Write($"\n    [{tool}({arguments}) -> {result}]\n    ");
+Console.WriteLine("== Semantic Kernel, FunctionChoiceBehavior.Auto() ==");
+var chat = kernel.GetRequiredService<IChatCompletionService>();
+var settings = new PromptExecutionSettings { FunctionChoiceBehavior = FunctionChoiceBehavior.Auto() };
+foreach (var question in questions)
+{
+    Console.Write($"Q: {question}\nA: ");
+    await foreach (var chunk in chat.GetStreamingChatMessageContentsAsync(new ChatHistory([new(AuthorRole.User, question)]), settings, kernel))
+        Console.Write(chunk.Content);
+    Console.WriteLine("\n");
+}
+
+Console.WriteLine("== Agent Framework, ChatClientAgent (Jacobi decoding) ==");
+var jacobiAnswers = new List<string>();
+foreach (var question in questions)
+{
+    Console.Write($"Q: {question}\nA: ");
+    var answer = "";
+    await foreach (var update in agent.RunStreamingAsync(question))
     {
-        Console.Write($"\n[{decoder}] {prompt} ->");
-        var stats = new DecodingStats();
-        var detokenizer = engine.Tokenizer.CreateStreamingDetokenizer();
-        var clock = Stopwatch.StartNew();
-        foreach (var chunk in engine.Generate(engine.Tokenizer.Encode(prompt), new GenerationOptions { Decoder = decoder, MaxNewTokens = 48 }, stats))
-            Console.Write(detokenizer.Append(chunk.Tokens));
-        Console.WriteLine(detokenizer.Flush());
-        rows.Add((decoder.ToString(), stats.GeneratedTokens, stats.ForwardPasses, clock.Elapsed.TotalSeconds));
+        Console.Write(update.Text);
+        answer += update.Text;
     }
 
-Console.WriteLine($"\n{"decoder",-15} {"tokens",7} {"passes",7} {"tok/pass",9} {"tok/s",8}");
-foreach (var group in rows.GroupBy(r => r.Decoder))
-{
-    int tokens = group.Sum(r => r.Tokens), passes = group.Sum(r => r.Passes);
-    Console.WriteLine($"{group.Key,-15} {tokens,7} {passes,7} {(double)tokens / passes,9:F2} {tokens / group.Sum(r => r.Seconds),8:F1}");
+    jacobiAnswers.Add(answer);
+    Console.WriteLine("\n");
 }
+
+// The same questions, autoregressively: one token per forward pass, and (Jacobi is lossless) the same answers.
+Console.WriteLine("== The agent again, autoregressive decoding ==");
+tools.OnCall = null;
+var ar = new ChatClientAgentRunOptions(new ChatOptions { AdditionalProperties = new() { [CllmChatClient.DecoderKey] = "ar" } });
+for (int i = 0; i < questions.Length; i++)
+{
+    var answer = (await agent.RunAsync(questions[i], options: ar)).Text;
+    Console.WriteLine($"Q: {questions[i]}\nA: {answer}{(answer == jacobiAnswers[i] ? "   (same as Jacobi)" : "   (differs from Jacobi)")}");
+}
+
+Console.WriteLine($"\nModel calls of the agent runs, {questions.Length} questions each:");
+Console.WriteLine($"{"decoder",-10} {"tokens",7} {"passes",7} {"tok/pass",9} {"tok/s",8}");
+foreach (var row in tally.Rows)
+    Console.WriteLine($"{row.Decoder,-10} {row.Tokens,7} {row.Passes,7} {row.TokensPerPass,9:F2} {row.TokensPerSecond,8:F1}");
 return 0;
 
+static async Task<int> Chat(AIAgent agent, StoreTools tools)
+{
+    tools.OnCall = (tool, arguments, result) => Console.Write($"\n  [{tool}({arguments}) -> {result}]\n  ");
+    var session = await agent.CreateSessionAsync();
+    Console.WriteLine("Ask about the store, orders, the weather or arithmetic; an empty line ends the session.");
+    while (true)
+    {
+        Console.Write("> ");
+        var line = Console.ReadLine();
+        if (string.IsNullOrWhiteSpace(line)) return 0;
+        Console.Write("  ");
+        await foreach (var update in agent.RunStreamingAsync(line, session))
+            Console.Write(update.Text);
+        Console.WriteLine();
+    }
+}
+
+static string? ArgValue(string[] args, string name) =>
+    Array.IndexOf(args, name) is var i and >= 0 && i + 1 < args.Length ? args[i + 1] : null;
+
+// The CLLM if it is there, else its autoregressive base: both were trained on the same tool conversations.
 static string? FindDefaultModel()
 {
     for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
     {
-        var candidate = Path.Combine(dir.FullName, "models", "cllm-tiny");
-        if (File.Exists(Path.Combine(candidate, "config.json"))) return candidate;
+        foreach (var name in new[] { "cllm-tiny", "cllm-tiny-base" })
+        {
+            var candidate = Path.Combine(dir.FullName, "models", name);
+            if (File.Exists(Path.Combine(candidate, "config.json"))) return candidate;
+        }
     }
-    return null;
-}
 
-static string MakeRandomModel()
-{
-    var dir = Path.Combine(Path.GetTempPath(), "cllm-agentdemo-mini");
-    if (!File.Exists(Path.Combine(dir, "config.json")))
-    {
-        using var model = new Transformer(ModelConfig.Preset("mini"));
-        model.InitializeRandom(seed: 1, std: 0.1);
-        ModelFiles.Save(model, dir);
-        BuiltInTokenizers.WriteSentencePiece4k(dir);
-    }
-    Console.WriteLine("models/cllm-tiny is not here yet: running on a random-initialised 'mini' model (the text is noise).");
-    return dir;
+    return null;
 }

@@ -53,7 +53,7 @@ static class EvalCommand
                     var clock = Stopwatch.StartNew();
                     var tokens = engine.Generate(ids, Options(kind, parse, maxTokens, block, guess), stats).SelectMany(c => c.Tokens).ToArray();
                     clock.Stop();
-                    var text = engine.Tokenizer.Decode(tokens, skipSpecial: true);
+                    var text = engine.Tokenizer.Decode(tokens); // keep <tool_call> markers; Evaluation strips <|end|>
                     results[kind].Add((items[i].Domain, Evaluation.IsCorrect(items[i].Domain, text, items[i].Answer), tokens, stats, clock.Elapsed.TotalSeconds));
                 }
                 Console.Error.Write($"\rprompt {i + 1}/{items.Count}   ");

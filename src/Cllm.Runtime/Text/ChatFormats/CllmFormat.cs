@@ -1,0 +1,22 @@
+namespace Cllm.Text;
+
+/// <summary>The default model's format: exactly <see cref="CllmChatFormat"/>, the code that rendered its training data.</summary>
+public sealed class CllmFormat : IChatFormat
+{
+    public string Name => "cllm";
+
+    public IReadOnlyList<string> StopTexts { get; } = [CllmChatFormat.End];
+
+    public string? ToolCallStart => CllmChatFormat.ToolCallStart;
+
+    public string Render(IReadOnlyList<ChatTurn> turns, IReadOnlyList<ToolDefinition>? tools, bool addGenerationPrompt) =>
+        CllmChatFormat.Render(turns, tools, addGenerationPrompt);
+
+    // The training data has no text before a call and compact JSON, so the prefix is what the model wrote itself.
+    // It ends after the name's '","' (one token in the default vocabulary): a prefix cut inside a token the
+    // model always saw whole (such as '":{"') leaves it continuing from a split it never saw.
+    public string ForcedToolCallPrefix(string? toolName) =>
+        CllmChatFormat.ToolCallStart + (toolName is null ? "" : "{\"name\":" + ChatFormatText.JsonString(toolName) + ",\"");
+
+    public IReadOnlyList<ToolCall>? ParseToolCalls(string text) => ChatFormatText.ParseTaggedCalls(text, CllmChatFormat.ToolCallStart);
+}

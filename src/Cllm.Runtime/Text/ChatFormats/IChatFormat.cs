@@ -1,0 +1,40 @@
+namespace Cllm.Text;
+
+/// <summary>
+/// How a model family lays out a conversation: the prompt text for a list of turns, what ends the
+/// assistant's turn, and (for families that have one) how tool calls look. Render leaves out the leading
+/// BOS: the tokenizer adds it when the model wants one.
+/// </summary>
+public interface IChatFormat
+{
+    /// <summary>Short name, as <see cref="ChatFormats.FromName"/> takes it: "cllm", "chatml", "llama2", ...</summary>
+    string Name { get; }
+
+    /// <summary>
+    /// Renders the turns (roles system, user, assistant, tool). Tools, when given, are described the way the
+    /// family expects. <paramref name="addGenerationPrompt"/> appends the start of an assistant turn.
+    /// </summary>
+    /// <exception cref="NotSupportedException">Tools or tool turns for a family without tool calling.</exception>
+    string Render(IReadOnlyList<ChatTurn> turns, IReadOnlyList<ToolDefinition>? tools, bool addGenerationPrompt);
+
+    /// <summary>
+    /// Texts that end an assistant turn. Those that are single tokens in the model's vocabulary are matched
+    /// by id; the others on the decoded text.
+    /// </summary>
+    IReadOnlyList<string> StopTexts { get; }
+
+    /// <summary>The marker a tool call starts with in generated text; null when the family has no tool calling.</summary>
+    string? ToolCallStart { get; }
+
+    /// <summary>
+    /// Text to put after the generation prompt so the model must call a tool (any, or the one named): the
+    /// assistant turn then continues from inside the call.
+    /// </summary>
+    string ForcedToolCallPrefix(string? toolName);
+
+    /// <summary>
+    /// The calls in generated text that starts at <see cref="ToolCallStart"/>; null when any of it is
+    /// malformed (the caller then keeps it as text). Never throws.
+    /// </summary>
+    IReadOnlyList<ToolCall>? ParseToolCalls(string text);
+}
