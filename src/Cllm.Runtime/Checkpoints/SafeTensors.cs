@@ -182,30 +182,22 @@ public static class SafeTensors
         return placed;
     }
 
-    static void ReadInto(Stream stream, Tensor tensor, long byteLength)
-    {
-        if (byteLength == 0) return;
-        if (byteLength <= ChunkBytes)
-        {
-            stream.ReadExactly(tensor.bytes);
-            return;
-        }
-        using var flat = tensor.view(-1);
-        var perChunk = ChunkBytes / tensor.element_size();
-        var count = flat.shape[0];
-        for (long start = 0; start < count; start += perChunk)
-        {
-            using var part = flat.narrow(0, start, Math.Min(perChunk, count - start));
-            stream.ReadExactly(part.bytes);
-        }
-    }
+    static void ReadInto(Stream stream, Tensor tensor, long byteLength) =>
+        InChunks(tensor, byteLength, bytes => stream.ReadExactly(bytes));
 
-    static void WriteFrom(Stream stream, Tensor tensor, long byteLength)
+    static void WriteFrom(Stream stream, Tensor tensor, long byteLength) =>
+        InChunks(tensor, byteLength, bytes => stream.Write(bytes));
+
+    delegate void BytesAction(Span<byte> bytes);
+
+    /// <summary>Hands the tensor's bytes to <paramref name="action"/> in pieces of at most ChunkBytes:
+    /// a Span can't cover more than 2 GiB.</summary>
+    static void InChunks(Tensor tensor, long byteLength, BytesAction action)
     {
         if (byteLength == 0) return;
         if (byteLength <= ChunkBytes)
         {
-            stream.Write(tensor.bytes);
+            action(tensor.bytes);
             return;
         }
         using var flat = tensor.view(-1);
@@ -214,7 +206,7 @@ public static class SafeTensors
         for (long start = 0; start < count; start += perChunk)
         {
             using var part = flat.narrow(0, start, Math.Min(perChunk, count - start));
-            stream.Write(part.bytes);
+            action(part.bytes);
         }
     }
 
