@@ -52,7 +52,7 @@ $cllm collect --model models/cllm-tiny-base --prompts "$work/data/train-prompts.
 
 # 5. Consistency training (global loss + AR loss on the teacher's output) from the base model.
 $cllm train --objective consistency --from models/cllm-tiny-base --trajectories "$work/trajectories.jsonl" \
-  --out models/cllm-tiny --loss global --ar-weight 1 --steps 1000 --batch 8 --lr 5e-4 --warmup 0.03 --weight-decay 0 \
+  --out models/cllm-tiny --loss global --ar-weight 10 --steps 2000 --batch 8 --lr 5e-4 --warmup 0.03 --weight-decay 0 \
   --seed 1 --metrics "$work/cllm-metrics.jsonl"
 
 # 6. Evaluate both on the held-out prompts (AR and Jacobi interleaved in one run each).
