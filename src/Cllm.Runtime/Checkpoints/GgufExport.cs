@@ -1,0 +1,200 @@
+using System.Runtime.InteropServices;
+using Cllm.Model;
+using Cllm.Text;
+using static TorchSharp.torch;
+
+namespace Cllm.Checkpoints;
+
+/// <summary>Tensor precision of an exported GGUF file (norms, biases and RoPE factors always stay F32).</summary>
+public enum GgufDType
+{
+    F32,
+    F16,
+}
+
+/// <summary>
+/// Exports a loaded model and its tokenizer as a GGUF v3 file that llama.cpp runs: Llama and Mistral as the
+/// "llama" architecture (Q/K rows permuted from Hugging Face's half-split RoPE layout to llama.cpp's
+/// interleaved one, biases included when the model has them), Qwen2 as "qwen2" (NeoX RoPE: no permutation;
+/// q/k/v biases), tied embeddings by leaving out <c>output</c>, linear RoPE scaling as llama.cpp's linear
+/// scaling and llama3 RoPE scaling as a <c>rope_freqs</c> tensor of per-frequency divisors.
+/// What llama.cpp cannot represent (dynamic NTK scaling as this engine does it) is refused with
+/// <see cref="NotSupportedException"/>.
+/// </summary>
+public static class GgufExport
+{
+    /// <summary>Loads the model folder (float32) and its tokenizer and writes <paramref name="outputPath"/>.</summary>
+    public static void ExportFolder(string modelDirectory, string outputPath, GgufDType dtype = GgufDType.F32)
+    {
+        var config = ModelConfig.Load(Path.Combine(modelDirectory, ModelFiles.ConfigFile));
+        Check(config); // before the weights are read
+        var tokenizer = TextTokenizer.Load(modelDirectory);
+        var vocabulary = GgufVocabulary.FromModelFolder(modelDirectory, tokenizer);
+        using var model = ModelFiles.Load(modelDirectory);
+        Export(model, vocabulary, outputPath, dtype, Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(modelDirectory))));
+    }
+
+    /// <summary>The llama.cpp architecture a model is exported as; throws <see cref="NotSupportedException"/> naming what is not representable.</summary>
+    public static string Check(ModelConfig config)
+    {
+        var arch = config.Architecture switch
+        {
+            "LlamaForCausalLM" or "MistralForCausalLM" => "llama",
+            "Qwen2ForCausalLM" => "qwen2",
+            var other => throw new NotSupportedException($"Architecture '{other}' has no GGUF export."),
+        };
+        switch (config.RopeScaling)
+        {
+            case { Type: "dynamic" }:
+                throw new NotSupportedException(
+                    "Dynamic NTK RoPE scaling cannot be exported: llama.cpp has no dynamic scaling, and this engine's fixed base " +
+                    "fitted to original x factor (as vLLM does) has no GGUF key. Export a copy without rope_scaling if contexts stay within max_position_embeddings.");
+            case { Type: "llama3" } when arch != "llama":
+                throw new NotSupportedException($"llama3 RoPE scaling is only exported for the llama architecture (llama.cpp reads rope_freqs there), not for {config.Architecture}.");
+            case { Type: not ("linear" or "llama3") } s:
+                throw new NotSupportedException($"RoPE scaling '{s.Type}' has no GGUF export.");
+        }
+        if (arch == "qwen2" && !config.AttentionBias)
+            throw new NotSupportedException("llama.cpp's qwen2 architecture requires q/k/v biases; this Qwen2 config has none.");
+        return arch;
+    }
+
+    /// <summary>Writes <paramref name="model"/> with <paramref name="vocabulary"/> to <paramref name="outputPath"/>.</summary>
+    public static void Export(Transformer model, GgufVocabulary vocabulary, string outputPath, GgufDType dtype = GgufDType.F32, string? name = null)
+    {
+        var writer = Build(model, vocabulary, dtype, name);
+        writer.Write(outputPath);
+    }
+
+    /// <summary>The writer with every key and tensor added (tensor bytes are made while writing).</summary>
+    public static GgufWriter Build(Transformer model, GgufVocabulary vocabulary, GgufDType dtype = GgufDType.F32, string? name = null)
+    {
+        var c = model.Config;
+        var arch = Check(c);
+        vocabulary = vocabulary.PadTo(c.VocabSize);
+        var w = new GgufWriter();
+        w.Add("general.architecture", arch);
+        w.Add("general.name", name ?? "cllm");
+        w.Add("general.file_type", dtype == GgufDType.F16 ? 1u : 0u); // LLAMA_FTYPE_ALL_F32 / MOSTLY_F16
+        // Mistral's sliding window: the engine only serves contexts within it, where attention is exact.
+        var context = c.SlidingWindow is { } window ? Math.Min(window, c.MaxPositions) : c.MaxPositions;
+        w.Add($"{arch}.context_length", (uint)context);
+        w.Add($"{arch}.embedding_length", (uint)c.HiddenSize);
+        w.Add($"{arch}.block_count", (uint)c.NumLayers);
+        w.Add($"{arch}.feed_forward_length", (uint)c.IntermediateSize);
+        w.Add($"{arch}.attention.head_count", (uint)c.NumHeads);
+        w.Add($"{arch}.attention.head_count_kv", (uint)c.NumKvHeads);
+        w.Add($"{arch}.attention.key_length", (uint)c.HeadDim);
+        w.Add($"{arch}.attention.value_length", (uint)c.HeadDim);
+        w.Add($"{arch}.attention.layer_norm_rms_epsilon", (float)c.RmsNormEps);
+        w.Add($"{arch}.rope.freq_base", (float)c.RopeTheta);
+        w.Add($"{arch}.rope.dimension_count", (uint)c.HeadDim);
+        w.Add($"{arch}.vocab_size", (uint)c.VocabSize);
+        if (c.RopeScaling is { Type: "linear" } linear)
+        {
+            w.Add($"{arch}.rope.scaling.type", "linear");
+            w.Add($"{arch}.rope.scaling.factor", (float)linear.Factor);
+        }
+
+        var eos = c.EosTokenIds.Count > 0 ? c.EosTokenIds : null;
+        vocabulary.WriteTo(w, eosOverride: eos);
+
+        var tensors = model.state_dict();
+        var big = dtype == GgufDType.F16 ? GgufTensorType.F16 : GgufTensorType.F32;
+        void Add(string ggufName, Tensor source, bool matrix, Func<Tensor, Tensor>? transform = null)
+        {
+            var type = matrix ? big : GgufTensorType.F32;
+            w.AddTensor(ggufName, source.shape, type, () => Bytes(transform is null ? source : transform(source), type));
+        }
+
+        // llama.cpp's LLaMA RoPE rotates adjacent pairs (2j, 2j+1); Hugging Face's rotates (j, j + d/2). NeoX
+        // RoPE (qwen2) is Hugging Face's layout already.
+        var permute = arch == "llama";
+        int d = c.HeadDim, q = c.NumHeads * d, kv = c.NumKvHeads * d;
+        Func<Tensor, Tensor> Rows(long offset, long count, int heads) => t =>
+        {
+            var rows = t.narrow(0, offset, count);
+            return permute ? Permute(rows, heads, d) : rows;
+        };
+
+        Add("token_embd.weight", tensors["tok_embeddings.weight"], matrix: true);
+        for (var i = 0; i < c.NumLayers; i++)
+        {
+            var (ours, blk) = ($"layers.{i}.", $"blk.{i}.");
+            var wqkv = tensors[ours + "attention.wqkv.weight"];
+            Add(blk + "attn_norm.weight", tensors[ours + "attention_norm.weight"], matrix: false);
+            w.AddTensor(blk + "attn_q.weight", [q, c.HiddenSize], big, () => Bytes(Rows(0, q, c.NumHeads)(wqkv), big));
+            w.AddTensor(blk + "attn_k.weight", [kv, c.HiddenSize], big, () => Bytes(Rows(q, kv, c.NumKvHeads)(wqkv), big));
+            w.AddTensor(blk + "attn_v.weight", [kv, c.HiddenSize], big, () => Bytes(wqkv.narrow(0, q + kv, kv), big));
+            if (c.AttentionBias)
+            {
+                var bias = tensors[ours + "attention.wqkv.bias"];
+                w.AddTensor(blk + "attn_q.bias", [q], GgufTensorType.F32, () => Bytes(Rows(0, q, c.NumHeads)(bias), GgufTensorType.F32));
+                w.AddTensor(blk + "attn_k.bias", [kv], GgufTensorType.F32, () => Bytes(Rows(q, kv, c.NumKvHeads)(bias), GgufTensorType.F32));
+                w.AddTensor(blk + "attn_v.bias", [kv], GgufTensorType.F32, () => Bytes(bias.narrow(0, q + kv, kv), GgufTensorType.F32));
+            }
+            Add(blk + "attn_output.weight", tensors[ours + "attention.wo.weight"], matrix: true);
+            Add(blk + "ffn_norm.weight", tensors[ours + "ffn_norm.weight"], matrix: false);
+            var w13 = tensors[ours + "feed_forward.w13.weight"];
+            long ff = c.IntermediateSize;
+            w.AddTensor(blk + "ffn_gate.weight", [ff, c.HiddenSize], big, () => Bytes(w13.narrow(0, 0, ff), big));
+            w.AddTensor(blk + "ffn_up.weight", [ff, c.HiddenSize], big, () => Bytes(w13.narrow(0, ff, ff), big));
+            Add(blk + "ffn_down.weight", tensors[ours + "feed_forward.w2.weight"], matrix: true);
+        }
+        Add("output_norm.weight", tensors["norm.weight"], matrix: false);
+        if (!c.TieWordEmbeddings) Add("output.weight", tensors["output.weight"], matrix: true);
+        if (c.RopeScaling is { Type: "llama3" })
+        {
+            var factors = Llama3FrequencyDivisors(c);
+            w.AddTensor("rope_freqs.weight", [factors.Length], GgufTensorType.F32, () => MemoryMarshal.AsBytes(factors.AsSpan()).ToArray());
+        }
+        return w;
+    }
+
+    /// <summary>Within each head, GGUF row 2j+p is Hugging Face row p*d/2 + j.</summary>
+    static Tensor Permute(Tensor rows, int heads, int headDim)
+    {
+        var rest = rows.shape.Skip(1).ToArray();
+        return rows.reshape([heads, 2, headDim / 2, .. rest]).transpose(1, 2).reshape(rows.shape);
+    }
+
+    /// <summary>
+    /// llama3 RoPE scaling as llama.cpp applies it: each frequency divided by a factor (rope_freqs). Long
+    /// wavelengths are divided by the scaling factor, short ones kept, the band between interpolated.
+    /// </summary>
+    static float[] Llama3FrequencyDivisors(ModelConfig c)
+    {
+        var s = c.RopeScaling!;
+        double original = s.OriginalMaxPositions!.Value;
+        double lowWavelength = original / s.LowFreqFactor, highWavelength = original / s.HighFreqFactor;
+        var result = new float[c.HeadDim / 2];
+        for (var j = 0; j < result.Length; j++)
+        {
+            var frequency = 1.0 / Math.Pow(c.RopeTheta, 2.0 * j / c.HeadDim);
+            var wavelength = 2 * Math.PI / frequency;
+            double scaled;
+            if (wavelength > lowWavelength) scaled = frequency / s.Factor;
+            else if (wavelength < highWavelength) scaled = frequency;
+            else
+            {
+                var smooth = (original / wavelength - s.LowFreqFactor) / (s.HighFreqFactor - s.LowFreqFactor);
+                scaled = (1 - smooth) * frequency / s.Factor + smooth * frequency;
+            }
+            result[j] = (float)(frequency / scaled);
+        }
+        return result;
+    }
+
+    static byte[] Bytes(Tensor tensor, GgufTensorType type)
+    {
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        var t = tensor.detach().cpu();
+        return type switch
+        {
+            GgufTensorType.F32 => MemoryMarshal.AsBytes(t.to(float32).contiguous().data<float>().ToArray().AsSpan()).ToArray(),
+            GgufTensorType.F16 => MemoryMarshal.AsBytes(t.to(float16).contiguous().data<Half>().ToArray().AsSpan()).ToArray(),
+            _ => throw new ArgumentOutOfRangeException(nameof(type)),
+        };
+    }
+}

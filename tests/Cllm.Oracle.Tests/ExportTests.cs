@@ -1,0 +1,102 @@
+using System.Text.Json.Nodes;
+using Cllm.Checkpoints;
+using Cllm.Model;
+using Cllm.Text;
+
+namespace Cllm.Oracle.Tests;
+
+/// <summary>What the export writes (keys, tensors, F16) and what it refuses, with llama.cpp reading the files.</summary>
+[Collection(OracleCollection.Name)]
+public sealed class ExportTests(OracleModels models) : IDisposable
+{
+    readonly string _root = Directory.CreateTempSubdirectory("cllm-oracle-export-").FullName;
+
+    [Fact]
+    public void HyperParametersReachLlamaCppAsWritten()
+    {
+        var e = models.Get("gqa-tied");
+        var c = e.Model.Config;
+        var meta = e.LlamaCpp.Metadata;
+        Assert.Equal("llama", meta["general.architecture"]);
+        Assert.Equal("2", meta["llama.attention.head_count_kv"]);
+        Assert.Equal("500000.000000", meta["llama.rope.freq_base"]);
+        Assert.Equal(c.HeadDim.ToString(), meta["llama.rope.dimension_count"]);
+        Assert.Equal("llama", meta["tokenizer.ggml.model"]);
+        // Tied embeddings: no output tensor (token_embd, output_norm, 9 per layer).
+        var (version, tensors, _) = GgufWriter.ReadHeader(e.Gguf);
+        Assert.Equal(3u, version);
+        Assert.Equal(2ul + 9ul * (ulong)c.NumLayers, tensors);
+
+        var qwen = models.Get("qwen2-bias").LlamaCpp.Metadata;
+        Assert.Equal("qwen2", qwen["general.architecture"]);
+        Assert.Equal("gpt2", qwen["tokenizer.ggml.model"]);
+        Assert.Equal("qwen2", qwen["tokenizer.ggml.pre"]);
+        Assert.Equal("linear", models.Get("linear-rope").LlamaCpp.Metadata["llama.rope.scaling.type"]);
+    }
+
+    [Fact]
+    public void F16ExportIsHalfTheSizeAndCloseToF32()
+    {
+        var e = models.Get("mha");
+        var f16 = Path.Combine(_root, "mha-f16.gguf");
+        GgufExport.ExportFolder(e.Directory, f16, GgufDType.F16);
+        Assert.InRange(new FileInfo(f16).Length, new FileInfo(e.Gguf).Length * 0.45, new FileInfo(e.Gguf).Length * 0.55);
+        using var llama = new LlamaCpp(f16);
+        var prompt = OracleModels.RandomPrompt(e.Model.Config.VocabSize, 24, 7);
+        var theirs = llama.Logits(prompt);
+        var ours = LogitAgreementTests.OurLogits(e.Model, prompt);
+        var worst = ours.Zip(theirs).Max(p => p.First.Zip(p.Second).Max(x => Math.Abs(x.First - x.Second)));
+        Assert.True(worst < 0.1, $"F16 max |logit difference| {worst}");
+        Assert.Equal(ours.Select(ArgMax), theirs.Select(ArgMax));
+    }
+
+    [Fact]
+    public void DynamicRopeScalingIsRefusedWithAReason()
+    {
+        var config = ModelConfig.Preset("tiny") with { MaxPositions = 64, RopeScaling = new RopeScaling("dynamic", 2) };
+        var error = Assert.Throws<NotSupportedException>(() => GgufExport.Check(config));
+        Assert.Contains("Dynamic NTK", error.Message);
+        var dir = Path.Combine(_root, "dynamic");
+        using (var model = new Transformer(config)) ModelFiles.Save(model, dir);
+        BuiltInTokenizers.WriteSentencePiece4k(dir);
+        var out_ = Path.Combine(_root, "dynamic.gguf");
+        Assert.Throws<NotSupportedException>(() => GgufExport.ExportFolder(dir, out_));
+        Assert.False(File.Exists(out_));
+    }
+
+    [Fact]
+    public void ByteLevelBpeWithAnUnknownSplitRegexIsRefused()
+    {
+        var dir = Path.Combine(_root, "odd-bpe");
+        OracleModels.CopyFixture("bpe", dir);
+        var path = Path.Combine(dir, "tokenizer.json");
+        var json = JsonNode.Parse(File.ReadAllText(path))!;
+        json["pre_tokenizer"]!["pretokenizers"]![0]!["pattern"]!["Regex"] = @"\p{L}+|\p{N}+|[^\s\p{L}\p{N}]+|\s+";
+        File.WriteAllText(path, json.ToJsonString());
+        var error = Assert.Throws<NotSupportedException>(() => GgufVocabulary.FromModelFolder(dir, TextTokenizer.Load(dir)));
+        Assert.Contains("pre-tokenizer", error.Message);
+    }
+
+    [Fact]
+    public void ATokenizerLargerThanTheEmbeddingIsRefused()
+    {
+        var dir = Path.Combine(_root, "small-vocab");
+        BuiltInTokenizers.WriteSentencePiece4k(dir);
+        using var model = new Transformer(ModelConfig.Preset("tiny") with { VocabSize = 1000 });
+        var error = Assert.Throws<NotSupportedException>(() =>
+            GgufExport.Build(model, GgufVocabulary.FromModelFolder(dir, TextTokenizer.Load(dir))));
+        Assert.Contains("4096 tokens", error.Message);
+    }
+
+    static int ArgMax(float[] row)
+    {
+        var best = 0;
+        for (var i = 1; i < row.Length; i++) if (row[i] > row[best]) best = i;
+        return best;
+    }
+
+    public void Dispose()
+    {
+        try { Directory.Delete(_root, recursive: true); } catch (IOException) { }
+    }
+}

@@ -1,0 +1,123 @@
+using Cllm.Checkpoints;
+using Cllm.Model;
+using Cllm.Native;
+using Cllm.Text;
+
+[assembly: Xunit.CollectionBehavior(DisableTestParallelization = true)]
+
+namespace Cllm.Oracle.Tests;
+
+/// <summary>
+/// Random-initialised models of the shapes llama.cpp must agree with, each saved as a Hugging Face folder with a
+/// real tokenizer, exported to GGUF through <see cref="GgufExport.ExportFolder"/> and opened in llama.cpp.
+/// Built once per test run, on first use.
+/// </summary>
+public sealed class OracleModels : IDisposable
+{
+    /// <summary>Large enough that logits are peaked and argmax ties are vanishingly rare (as in the runtime tests).</summary>
+    public const double InitStd = 0.25;
+
+    public static readonly string[] Shapes = ["mha", "gqa-tied", "linear-rope", "llama3-rope", "mistral-wide-head", "llama-bias", "qwen2-bias"];
+
+    readonly string _root = Directory.CreateTempSubdirectory("cllm-oracle-").FullName;
+    readonly Dictionary<string, Entry> _entries = [];
+
+    public sealed record Entry(string Shape, string Directory, string Gguf, Transformer Model, TextTokenizer Tokenizer, LlamaCpp LlamaCpp);
+
+    public static ModelConfig Config(string shape) => shape switch
+    {
+        // Untied MHA, rope theta 10000, the built-in 4k SentencePiece vocabulary.
+        "mha" => ModelConfig.Preset("tiny"),
+        // GQA (2 query heads per KV head), tied embeddings, theta 500000.
+        "gqa-tied" => ModelConfig.Preset("tiny-gqa"),
+        "linear-rope" => ModelConfig.Preset("tiny") with { NumKvHeads = 2, RopeTheta = 20000, RopeScaling = new RopeScaling("linear", 4) },
+        "llama3-rope" => ModelConfig.Preset("tiny") with
+        {
+            HeadDim = 32, NumHeads = 2, NumKvHeads = 1, RopeTheta = 500000,
+            RopeScaling = new RopeScaling("llama3", 8, 1, 4, OriginalMaxPositions: 64),
+        },
+        // Mistral with a sliding window and head_dim != hidden / heads (as Mistral-Nemo).
+        "mistral-wide-head" => ModelConfig.Preset("tiny") with
+        {
+            Architecture = "MistralForCausalLM", NumHeads = 4, NumKvHeads = 2, HeadDim = 32, SlidingWindow = 1024, RmsNormEps = 1e-6,
+        },
+        "llama-bias" => ModelConfig.Preset("tiny") with { AttentionBias = true, NumKvHeads = 2 },
+        // Qwen2: q/k/v biases, theta 1e6, tied embeddings (as Qwen2-0.5B), byte-level BPE (the Qwen2-style fixture, 859 tokens).
+        "qwen2-bias" => ModelConfig.Preset("tiny-qwen2") with
+        {
+            VocabSize = 859, TieWordEmbeddings = true, BosTokenId = null, EosTokenIds = [858, 856],
+        },
+        _ => throw new ArgumentException(shape),
+    };
+
+    public Entry Get(string shape)
+    {
+        lock (_entries)
+        {
+            if (_entries.TryGetValue(shape, out var entry)) return entry;
+            TorchNative.EnsureLoaded();
+            // Test-sized models gain nothing from threads, and spinning thread pools crawl on a busy machine.
+            TorchSharp.torch.set_num_threads(1);
+            var dir = Path.Combine(_root, shape);
+            var config = Config(shape);
+            using (var random = new Transformer(config))
+            {
+                random.InitializeRandom(Seed(shape), InitStd);
+                ModelFiles.Save(random, dir);
+            }
+            if (shape == "qwen2-bias") CopyFixture("bpe", dir);
+            else BuiltInTokenizers.WriteSentencePiece4k(dir);
+            var gguf = Path.Combine(_root, shape + ".gguf");
+            GgufExport.ExportFolder(dir, gguf);
+            var model = ModelFiles.Load(dir);
+            entry = new Entry(shape, dir, gguf, model, TextTokenizer.Load(dir), new LlamaCpp(gguf));
+            _entries[shape] = entry;
+            return entry;
+        }
+    }
+
+    static long Seed(string shape) => 1000 + Array.IndexOf(Shapes, shape);
+
+    public static string FixturePath(string name) => Path.Combine(AppContext.BaseDirectory, "Fixtures", name);
+
+    public static void CopyFixture(string name, string target)
+    {
+        Directory.CreateDirectory(target);
+        foreach (var file in Directory.GetFiles(FixturePath(name), "*", SearchOption.AllDirectories))
+        {
+            var destination = Path.Combine(target, Path.GetRelativePath(FixturePath(name), file));
+            Directory.CreateDirectory(Path.GetDirectoryName(destination)!);
+            File.Copy(file, destination, overwrite: true);
+        }
+    }
+
+    /// <summary>The repository root (where Cllm.sln is), for the trained default model and its data.</summary>
+    public static string? RepositoryRoot()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+            if (File.Exists(Path.Combine(dir.FullName, "Cllm.sln"))) return dir.FullName;
+        return null;
+    }
+
+    public static int[] RandomPrompt(int vocab, int length, int seed)
+    {
+        var random = new Random(seed);
+        return Enumerable.Range(0, length).Select(_ => random.Next(3, vocab)).ToArray();
+    }
+
+    public void Dispose()
+    {
+        foreach (var e in _entries.Values)
+        {
+            e.LlamaCpp.Dispose();
+            e.Model.Dispose();
+        }
+        try { Directory.Delete(_root, recursive: true); } catch (IOException) { }
+    }
+}
+
+[CollectionDefinition(Name)]
+public sealed class OracleCollection : ICollectionFixture<OracleModels>
+{
+    public const string Name = "llama.cpp oracle";
+}

@@ -1,1 +1,0 @@
-namespace Cllm.Oracle.Tests;
