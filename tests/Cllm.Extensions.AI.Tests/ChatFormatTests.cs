@@ -26,6 +26,9 @@ public sealed class ChatFormatTests
         var calls = ChatFormats.Cllm.ParseToolCalls("<tool_call>" + OrderCall.ToJson() + "</tool_call>");
         Assert.Equal([OrderCall], calls!);
         Assert.Null(ChatFormats.Cllm.ParseToolCalls("<tool_call>{\"name\":"));
+        // A new turn's marker ends the answer, so markers never reach the caller as text.
+        Assert.Equal([CllmChatFormat.End, CllmChatFormat.User, CllmChatFormat.Assistant, CllmChatFormat.System, CllmChatFormat.Tool],
+            ChatFormats.Cllm.StopTexts);
     }
 
     [Fact]

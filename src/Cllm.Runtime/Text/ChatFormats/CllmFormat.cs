@@ -5,7 +5,10 @@ public sealed class CllmFormat : IChatFormat
 {
     public string Name => "cllm";
 
-    public IReadOnlyList<string> StopTexts { get; } = [CllmChatFormat.End];
+    // <|end|> ends a turn; a role marker in generated text means the model is starting a new turn, which
+    // is never part of the answer (a weak model does this instead of ending), so it stops too.
+    public IReadOnlyList<string> StopTexts { get; } =
+        [CllmChatFormat.End, CllmChatFormat.User, CllmChatFormat.Assistant, CllmChatFormat.System, CllmChatFormat.Tool];
 
     public string? ToolCallStart => CllmChatFormat.ToolCallStart;
 
