@@ -46,8 +46,9 @@ $cllm train --objective ar --data "$work/data/train.jsonl" --tokenizer "$work/to
   --out models/cllm-tiny-base --steps 3000 --batch 16 --lr 2e-3 --warmup 0.03 --weight-decay 0.1 --seed 1 \
   --metrics "$work/base-metrics.jsonl"
 
-# 4. Jacobi trajectories of the base model on 3000 training prompts, block after block, n = 16, augmented.
-$cllm collect --model models/cllm-tiny-base --prompts "$work/data/train-prompts.jsonl" --limit 3000 --block 16 \
+# 4. Jacobi trajectories of the base model on the first 3000 training examples (both turns of tool round trips),
+#    block after block, n = 16, augmented.
+$cllm collect --model models/cllm-tiny-base --prompts "$work/data/train.jsonl" --limit 3000 --block 16 \
   --max-tokens 128 --augment --seed 1 --out "$work/trajectories.jsonl"
 
 # 5. Consistency training (global loss + AR loss on the teacher's output) from the base model.
