@@ -29,9 +29,16 @@ static class GenerateCommand
         };
         command.SetAction(parse => CliOptions.Guard(() =>
         {
+            var decoderKind = CliOptions.ParseDecoder(parse.GetValue(decoder)!);
+            if (decoderKind == DecoderKind.Jacobi && parse.GetValue(temperature) > 0)
+            {
+                // Like the chat client: sampling is exact autoregressively; Jacobi decoding is greedy.
+                Console.Error.WriteLine("cllm: --temperature > 0 samples autoregressively (exact); Jacobi decoding is greedy.");
+                decoderKind = DecoderKind.Autoregressive;
+            }
             var options = new GenerationOptions
             {
-                Decoder = CliOptions.ParseDecoder(parse.GetValue(decoder)!),
+                Decoder = decoderKind,
                 BlockSize = parse.GetValue(block),
                 MaxNewTokens = parse.GetValue(maxTokens),
                 InitialGuess = CliOptions.ParseGuess(parse.GetValue(guess)!),
