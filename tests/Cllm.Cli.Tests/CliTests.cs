@@ -1,0 +1,71 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Xunit;
+
+namespace Cllm.Cli.Tests;
+
+/// <summary>The real `cllm` program, run as a user runs it; --json output must parse as one object.</summary>
+public sealed class CliTests : IDisposable
+{
+    readonly string _folder = Path.Combine(Path.GetTempPath(), "cllm-cli-tests-" + Guid.NewGuid().ToString("N"));
+
+    public void Dispose()
+    {
+        try { Directory.Delete(_folder, recursive: true); }
+        catch (IOException) { }
+    }
+
+    static (int Code, string Out, string Err) Cllm(params string[] args)
+    {
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "cllm.dll"));
+        foreach (var a in args) start.ArgumentList.Add(a);
+        using var process = Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        process.WaitForExit();
+        return (process.ExitCode, stdout.Result, stderr.Result);
+    }
+
+    [Fact]
+    public void InitGenerateAndBenchRunAndPrintOneJsonObject()
+    {
+        var (code, _, err) = Cllm("init", "--preset", "tiny", "--out", _folder, "--std", "0.25", "--seed", "3");
+        Assert.True(code == 0, err);
+        Assert.True(File.Exists(Path.Combine(_folder, "model.safetensors")));
+        Assert.True(File.Exists(Path.Combine(_folder, "tokenizer.model")));
+
+        string[] Generate(string decoder)
+        {
+            var (c, output, e) = Cllm("generate", "--model", _folder, "--prompt", "The history of", "--decoder", decoder,
+                "--max-tokens", "24", "--json");
+            Assert.True(c == 0, e);
+            using var json = JsonDocument.Parse(output);
+            var stats = json.RootElement.GetProperty("stats");
+            Assert.Equal(24, stats.GetProperty("generated_tokens").GetInt32());
+            return json.RootElement.GetProperty("tokens").EnumerateArray().Select(t => t.ToString()).ToArray();
+        }
+        Assert.Equal(Generate("ar"), Generate("jacobi"));
+
+        var (benchCode, benchOut, benchErr) = Cllm("bench", "--model", _folder, "--decoders", "ar,jacobi", "--max-tokens", "16",
+            "--runs", "1", "--json");
+        Assert.True(benchCode == 0, benchErr);
+        using var bench = JsonDocument.Parse(benchOut);
+        var rows = bench.RootElement.GetProperty("decoders").EnumerateArray().ToArray();
+        Assert.Equal(["ar", "jacobi"], rows.Select(r => r.GetProperty("decoder").GetString()));
+        Assert.Equal("4/4", rows[1].GetProperty("same_tokens_as_ar").GetString());
+        Assert.Equal(1.0, rows[0].GetProperty("speed_ratio_to_ar").GetDouble());
+    }
+
+    [Fact]
+    public void BadInputIsOneLineOnStderrAndExitCodeOne()
+    {
+        var (code, _, err) = Cllm("generate", "--model", Path.Combine(_folder, "missing"), "--prompt", "hi");
+        Assert.Equal(1, code);
+        Assert.StartsWith("cllm: ", err);
+        Assert.Contains("missing", err);
+        (code, _, err) = Cllm("init", "--preset", "huge", "--out", _folder);
+        Assert.Equal(1, code);
+        Assert.Contains("Unknown preset 'huge'", err);
+    }
+}
