@@ -59,7 +59,8 @@ public sealed class EngineTests : IDisposable
         var e = Assert.Throws<ArgumentException>(() => engine.GenerateText(longPrompt));
         Assert.Contains("context holds 32", e.Message);
         Assert.Throws<ArgumentOutOfRangeException>(() => engine.GenerateText("hi", new GenerationOptions { MaxNewTokens = 0 }));
-        Assert.Throws<NotSupportedException>(() => engine.GenerateText("hi", new GenerationOptions { Temperature = 0.7f }));
+        Assert.Throws<ArgumentOutOfRangeException>(() => engine.GenerateText("hi", new GenerationOptions { Temperature = -1 }));
+        Assert.Throws<ArgumentOutOfRangeException>(() => engine.GenerateText("hi", new GenerationOptions { Decoder = DecoderKind.Lookahead, NgramSize = 1 }));
         Assert.Equal(5, engine.GenerateText("hi", new GenerationOptions { MaxNewTokens = 5 }).Tokens.Length);
 
         Assert.Throws<ArgumentOutOfRangeException>(() => CllmEngine.Load(_folder.Path, new EngineOptions { ContextLength = 1_000_000 }));

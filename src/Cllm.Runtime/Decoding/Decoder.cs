@@ -27,18 +27,22 @@ public static class Decoder
                 throw new ArgumentException($"Prompt token id {id} is outside the model's vocabulary (0..{vocab - 1}).", nameof(prompt));
 
         var run = new Run(options, stats, options.StopTokenIds ?? eosIds, prompt);
-        return options.Decoder == DecoderKind.Jacobi
-            ? JacobiDecoder.Decode(model, cache, run, cancellationToken)
-            : AutoregressiveDecoder.Decode(model, cache, run, cancellationToken);
+        return options.Decoder switch
+        {
+            DecoderKind.Jacobi => JacobiDecoder.Decode(model, cache, run, pool: null, cancellationToken),
+            DecoderKind.Lookahead => JacobiDecoder.Decode(model, cache, run, new NgramPool(options.NgramSize, options.NgramsPerKey), cancellationToken),
+            _ => AutoregressiveDecoder.Decode(model, cache, run, cancellationToken),
+        };
     }
 
     /// <summary>Runs one forward pass and returns the logits' work as plain arrays, inside its own dispose scope.</summary>
-    internal static T Pass<T>(Transformer model, KvCache cache, ReadOnlySpan<int> tokens, int start, bool lastOnly, Func<Tensor, T> read)
+    internal static T Pass<T>(Transformer model, KvCache cache, ReadOnlySpan<int> tokens, int start, bool lastOnly, Func<Tensor, T> read,
+        PassLayout? layout = null)
     {
         using var scope = NewDisposeScope();
         using var mode = inference_mode();
         var input = tensor(tokens.ToArray().Select(t => (long)t).ToArray(), int64, model.Device).unsqueeze(0);
-        var logits = model.Forward(input, start, cache, lastOnly);
+        var logits = model.Forward(input, start, cache, lastOnly, layout);
         return read(logits[0]);
     }
 

@@ -16,6 +16,9 @@ public sealed class DecodingStats
     /// <summary>Accepted tokens that had already been predicted, unchanged, by two or more earlier passes while
     /// a token before them was still wrong.</summary>
     public int StationaryTokens { get; internal set; }
+    /// <summary>Accepted tokens that came from a pooled n-gram (lookahead) rather than the Jacobi guesses: the
+    /// passes where an n-gram branch went further than the Jacobi block.</summary>
+    public int PooledTokens { get; internal set; }
     public FinishReason FinishReason { get; internal set; }
     public TimeSpan PrefillTime { get; internal set; }
     public TimeSpan DecodeTime { get; internal set; }

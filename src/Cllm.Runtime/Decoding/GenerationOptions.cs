@@ -4,8 +4,12 @@ public enum DecoderKind
 {
     /// <summary>One token per forward pass: the baseline.</summary>
     Autoregressive,
-    /// <summary>Guess a block of tokens and refine them all in parallel each pass; greedy, lossless.</summary>
+    /// <summary>Guess a block of tokens and refine them all in parallel each pass; lossless (greedy: the same
+    /// tokens as autoregressive; sampling: the same distribution).</summary>
     Jacobi,
+    /// <summary>Jacobi plus an n-gram pool: each pass also verifies remembered n-grams that start with the last
+    /// token, in separate branches of the same pass. Lossless like Jacobi.</summary>
+    Lookahead,
 }
 
 /// <summary>How Jacobi decoding fills the guessed slots of a new block.</summary>
@@ -21,12 +25,19 @@ public enum JacobiGuess
 /// <summary>What to generate and how. Immutable; validated by <see cref="Validate"/>.</summary>
 public sealed record GenerationOptions
 {
+    /// <summary>Lookahead defaults, tuned on the default models (docs/benchmarks.md).</summary>
+    public const int DefaultNgramSize = 4, DefaultNgramsPerKey = 4;
+
     public DecoderKind Decoder { get; init; } = DecoderKind.Jacobi;
     public int MaxNewTokens { get; init; } = 256;
-    /// <summary>Jacobi block size n: tokens refined per pass.</summary>
+    /// <summary>Jacobi block size n: tokens refined per pass (the last final token and n-1 guesses; lookahead's window).</summary>
     public int BlockSize { get; init; } = 16;
+    /// <summary>Lookahead's n-gram size N: each pooled n-gram drafts N-1 tokens after its first.</summary>
+    public int NgramSize { get; init; } = DefaultNgramSize;
+    /// <summary>Lookahead's G: n-grams kept (and verified) per first token, least recently used evicted.</summary>
+    public int NgramsPerKey { get; init; } = DefaultNgramsPerKey;
     public JacobiGuess InitialGuess { get; init; } = JacobiGuess.RandomFromContext;
-    /// <summary>0 is greedy. Sampling is autoregressive only for now.</summary>
+    /// <summary>0 is greedy. Every decoder samples exactly from the model's (filtered) distribution.</summary>
     public float Temperature { get; init; }
     public float TopP { get; init; } = 1;
     /// <summary>0 keeps every token.</summary>
@@ -48,9 +59,10 @@ public sealed record GenerationOptions
             throw new ArgumentOutOfRangeException(nameof(TopP), TopP, "TopP must be in (0, 1].");
         if (TopK < 0)
             throw new ArgumentOutOfRangeException(nameof(TopK), TopK, "TopK must be >= 0 (0 keeps every token).");
-        if (Decoder == DecoderKind.Jacobi && Temperature > 0)
-            throw new NotSupportedException(
-                "Jacobi decoding is greedy (Temperature = 0); to sample, use DecoderKind.Autoregressive, which is exact.");
+        if (NgramSize is < 2 or > 32)
+            throw new ArgumentOutOfRangeException(nameof(NgramSize), NgramSize, "Lookahead NgramSize must be between 2 and 32.");
+        if (NgramsPerKey is < 1 or > 64)
+            throw new ArgumentOutOfRangeException(nameof(NgramsPerKey), NgramsPerKey, "Lookahead NgramsPerKey must be between 1 and 64.");
         return this;
     }
 }

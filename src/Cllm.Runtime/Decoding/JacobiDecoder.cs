@@ -1,25 +1,38 @@
 using Cllm.Model;
+using static TorchSharp.torch;
 
 namespace Cllm.Decoding;
 
 /// <summary>
-/// Greedy Jacobi decoding. A block holds the last final token (whose keys/values are not cached yet) and
-/// n-1 guesses for the tokens after it. One pass runs the model over the block; output i is the argmax
-/// after input i. Guesses equal to the output before them are confirmed, and the output after the last
-/// confirmed guess is final too, so a pass makes at least one token final and its tokens are exactly
-/// greedy autoregressive decoding's. The KV cache is cut back to the confirmed inputs; the remaining
-/// outputs become the next guesses (the Jacobi update); a block whose guesses are used up starts anew.
+/// Jacobi decoding, and lookahead decoding on top of it. A block holds the last final token (whose keys and
+/// values are not cached yet) and n-1 guesses for the tokens after it. One pass runs the model over the block;
+/// output i follows input i. Guesses the model agrees with are accepted, and the model's token after the last
+/// accepted guess is final too, so a pass makes at least one token final and the tokens are exactly those of
+/// autoregressive decoding (greedy: the argmax; sampling: see <see cref="DraftVerifier.Sample"/>). The KV cache
+/// is cut back to the accepted tokens; the remaining outputs (argmax) become the next guesses (the Jacobi
+/// update); a block whose guesses are used up starts anew.
+/// With an <see cref="NgramPool"/> (lookahead), the same pass also verifies the pooled n-grams that start with
+/// the last final token, each as its own branch; the longest accepted draft wins and its cache entries are
+/// moved into place.
 /// </summary>
 static class JacobiDecoder
 {
-    public static IEnumerable<TokenChunk> Decode(Transformer model, KvCache cache, Run run, CancellationToken cancellationToken)
+    public static IEnumerable<TokenChunk> Decode(Transformer model, KvCache cache, Run run, NgramPool? pool, CancellationToken cancellationToken)
     {
         run.Begin();
         cache.Clear();
-        var n = run.Options.BlockSize;
-        var random = new Random(unchecked((int)(run.Options.Seed ?? 0)));
-        var next = Decoder.Pass(model, cache, run.Context.ToArray(), 0, lastOnly: true, l => Decoder.Argmax(l)[0]);
+        var options = run.Options;
+        var n = options.BlockSize;
+        var seed = options.Seed ?? (options.Temperature > 0 ? Random.Shared.NextInt64() : 0);
+        var guessRandom = new Random(unchecked((int)seed));
+        // System.Random's first draws for nearby seeds are correlated: scramble the seed (SplitMix64's finaliser)
+        // so that runs seeded 1, 2, 3 ... are independent samples.
+        var acceptRandom = options.Temperature > 0 ? new Random(unchecked((int)Scramble((ulong)seed))) : null;
+
+        var first = Verify(model, cache, run.Context.ToArray(), 0, new DraftVerifier(0, []), acceptRandom, options, prefill: true);
+        var next = first.Tokens[0];
         var emitted = run.Accept([next]);
+        pool?.AddAll(run.Context);
         yield return new TokenChunk(emitted);
 
         var guesses = new List<int>(n);
@@ -29,36 +42,86 @@ static class JacobiDecoder
             if (cancellationToken.IsCancellationRequested) { run.End(FinishReason.Cancelled); yield break; }
             var start = cache.Length;
             if (start + 1 > cache.Capacity) { run.End(FinishReason.Length); yield break; }
-            if (guesses.Count == 0) NewBlock(run, n - 1, guesses, ages, random);
+            if (guesses.Count == 0) NewBlock(run, n - 1, guesses, ages, guessRandom);
 
             // No point guessing past MaxNewTokens or the end of the context.
-            var m = Math.Min(guesses.Count, Math.Min(run.Remaining - 1, cache.Capacity - start - 1));
-            var input = new int[m + 1];
-            input[0] = next;
-            guesses.CopyTo(0, input, 1, m);
-            var output = Decoder.Pass(model, cache, input, start, lastOnly: false, Decoder.Argmax);
+            var room = Math.Min(run.Remaining - 1, cache.Capacity - start - 1);
+            var m = Math.Min(guesses.Count, room);
+            var drafts = new List<int[]> { guesses.GetRange(0, m).ToArray() };
+            if (pool is not null)
+            {
+                var left = cache.Capacity - start - 1 - m;
+                foreach (var ngram in pool.Get(next))
+                {
+                    var branch = ngram.AsSpan(1, Math.Min(ngram.Length - 1, Math.Min(room, left))).ToArray();
+                    if (branch.Length == 0) break;
+                    if (drafts.Any(d => d.AsSpan().StartsWith(branch))) continue; // nothing new to verify
+                    drafts.Add(branch);
+                    left -= branch.Length;
+                }
+            }
+            var verifier = new DraftVerifier(next, drafts);
+            var result = Verify(model, cache, verifier.Tokens, start, verifier, acceptRandom, options, prefill: false);
+            var (final, winner, k) = (result.Tokens, result.Draft, result.Accepted);
 
-            var confirmed = 0;
-            while (confirmed < m && guesses[confirmed] == output[confirmed]) confirmed++;
-            cache.Truncate(start + 1 + confirmed);
-            run.Stats.FastForwardedTokens += confirmed;
-            for (var i = 0; i < confirmed; i++)
-                if (ages[i] >= 2) run.Stats.StationaryTokens++;
+            // Keep the cache entries of the root and the accepted draft tokens, in order.
+            if (winner > 0) cache.Move(start + verifier.Row(winner, 0), start + 1, k);
+            cache.Truncate(start + 1 + k);
+            run.Stats.FastForwardedTokens += k;
+            if (winner > 0) run.Stats.PooledTokens += k;
+            else
+                for (var i = 0; i < k; i++)
+                    if (ages[i] >= 2) run.Stats.StationaryTokens++;
 
-            // The outputs after the first wrong guess are the next guesses for their slots.
+            // The Jacobi outputs after the accepted ones are the next guesses for their slots (rows 0..m are the
+            // root and the guesses, so output i is the guess for the slot of guess i).
             var nextGuesses = new List<int>(n);
             var nextAges = new List<int>(n);
-            for (var i = confirmed + 1; i < m; i++)
+            for (var i = k + 1; i < m; i++)
             {
-                nextGuesses.Add(output[i]);
-                nextAges.Add(output[i] == guesses[i] ? ages[i] + 1 : 1);
+                var output = result.Argmax[i];
+                nextGuesses.Add(output);
+                nextAges.Add(output == guesses[i] ? ages[i] + 1 : 1);
             }
             (guesses, ages) = (nextGuesses, nextAges);
-            next = output[confirmed];
+            next = final[^1];
 
-            emitted = run.Accept(output.AsSpan(0, confirmed + 1));
+            var before = run.Context.Count;
+            emitted = run.Accept(final);
+            if (pool is not null)
+            {
+                pool.AddAll([next, .. guesses]);
+                pool.AddAll(run.Context, before - pool.N + 1);
+            }
             yield return new TokenChunk(emitted);
         }
+    }
+
+    readonly record struct Verified(int[] Tokens, int Draft, int Accepted, int[] Argmax);
+
+    /// <summary>Runs the pass and walks the drafts: greedy on argmax, or sampling on the filtered distribution.</summary>
+    static Verified Verify(Transformer model, KvCache cache, int[] tokens, int start, DraftVerifier verifier, Random? acceptRandom,
+        GenerationOptions options, bool prefill)
+    {
+        return Decoder.Pass(model, cache, tokens, start, lastOnly: prefill, logits =>
+        {
+            var argmax = Decoder.Argmax(logits);
+            if (acceptRandom is null)
+            {
+                var (final, draft, accepted) = verifier.Greedy(argmax);
+                return new Verified(final, draft, accepted, argmax);
+            }
+            using var probs = Sampler.Probabilities(logits, options).contiguous().to(CPU);
+            var (t, d, a) = verifier.Sample(probs.data<float>().ToArray(), (int)logits.shape[^1], acceptRandom);
+            return new Verified(t, d, a, argmax);
+        }, prefill ? null : verifier.Layout);
+    }
+
+    static ulong Scramble(ulong x)
+    {
+        x = unchecked((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9UL);
+        x = unchecked((x ^ (x >> 27)) * 0x94D049BB133111EBUL);
+        return x ^ (x >> 31);
     }
 
     static void NewBlock(Run run, int count, List<int> guesses, List<int> ages, Random random)

@@ -44,6 +44,20 @@ public sealed class KvCache : IDisposable
 
     public void Clear() => Length = 0;
 
+    /// <summary>Copies the entries of slots from..from+count-1 to slots to..to+count-1 (which must be valid
+    /// already or follow the valid ones): how lookahead decoding keeps the keys and values of an accepted
+    /// branch that was computed further along the cache. Length is unchanged.</summary>
+    public void Move(int from, int to, int count)
+    {
+        if (count == 0 || from == to) return;
+        if (count < 0 || from < 0 || to < 0 || from + count > Length || to + count > Length)
+            throw new ArgumentOutOfRangeException(nameof(count), $"Cannot move {count} entries from slot {from} to slot {to}: the cache holds {Length}.");
+        using var _ = NewDisposeScope();
+        foreach (var tensors in new[] { _keys, _values })
+            foreach (var t in tensors)
+                t.narrow(2, to, count).copy_(t.narrow(2, from, count).clone());
+    }
+
     /// <summary>Writes <paramref name="k"/>/<paramref name="v"/> ([1, kvHeads, T, headDim]) at positions start..start+T-1
     /// and returns views of the valid entries 0..start+T-1.</summary>
     internal (Tensor Keys, Tensor Values) Write(int layer, int start, Tensor k, Tensor v)

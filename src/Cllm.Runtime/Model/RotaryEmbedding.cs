@@ -43,6 +43,17 @@ sealed class RotaryEmbedding
         return (cos.narrow(0, start, count), sin.narrow(0, start, count));
     }
 
+    /// <summary>cos and sin for positions start + offsets[i], [offsets.Length, 1, headDim].</summary>
+    public (Tensor Cos, Tensor Sin) Gather(int start, int[] offsets, ScalarType dtype)
+    {
+        var last = start + offsets.Max();
+        if (last >= TableLength)
+            throw new InvalidOperationException($"Position {last} is past the {TableLength} positions this model addresses.");
+        var (cos, sin) = dtype == float32 ? (_cos, _sin) : Cast(dtype);
+        var index = tensor(offsets.Select(o => (long)(start + o)).ToArray(), int64, cos.device);
+        return (cos.index_select(0, index), sin.index_select(0, index));
+    }
+
     (Tensor, Tensor) Cast(ScalarType dtype)
     {
         lock (_cast)

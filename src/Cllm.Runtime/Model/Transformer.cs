@@ -49,17 +49,32 @@ public sealed class Transformer : nn.Module
     /// attending to the cache's entries 0..start-1 and to each other causally. Writes their keys and values
     /// into <paramref name="cache"/>, whose length becomes start+T. Returns logits [1, T, vocab] (or
     /// [1, 1, vocab] for the last position only) in float32.
+    /// With a <paramref name="layout"/>, token i sits at position start + Offsets[i] and sees the cache and the
+    /// tokens of this pass its row of Visible allows (its cache entry is still written at slot start + i):
+    /// several draft branches verified side by side in one pass.
     /// </summary>
-    public Tensor Forward(Tensor tokens, int start, KvCache cache, bool lastPositionOnly = false)
+    public Tensor Forward(Tensor tokens, int start, KvCache cache, bool lastPositionOnly = false, PassLayout? layout = null)
     {
         var t = (int)tokens.shape[1];
         var length = start + t;
         if (length > cache.Capacity)
             throw new InvalidOperationException($"The sequence needs {length} positions; the KV cache holds {cache.Capacity}.");
         using var scope = NewDisposeScope();
-        var (cos, sin) = _rope.Slice(start, t, DType); // [t, 1, d]: broadcast over heads
-        // SDPA's own causal flag is top-left aligned, wrong once a cache precedes the block: build the mask.
-        var mask = t == 1 ? null : arange(length, device: Device).unsqueeze(0) <= arange(start, length, device: Device).unsqueeze(1);
+        Tensor cos, sin;
+        Tensor? mask;
+        if (layout is null)
+        {
+            (cos, sin) = _rope.Slice(start, t, DType); // [t, 1, d]: broadcast over heads
+            // SDPA's own causal flag is top-left aligned, wrong once a cache precedes the block: build the mask.
+            mask = t == 1 ? null : arange(length, device: Device).unsqueeze(0) <= arange(start, length, device: Device).unsqueeze(1);
+        }
+        else
+        {
+            layout.Check(t);
+            (cos, sin) = _rope.Gather(start, layout.Offsets, DType);
+            var block = tensor(layout.Visible, [t, t], device: Device);
+            mask = start == 0 ? block : cat([ones(t, start, @bool, Device), block], 1);
+        }
         var x = tok_embeddings.forward(tokens);
         for (var i = 0; i < layers.Count; i++)
             x = layers[i].Forward(x, i, start, cos, sin, mask, cache);

@@ -52,6 +52,46 @@ public sealed class LosslessTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void LookaheadEqualsAutoregressiveAndItsBranchesAreUsed()
+    {
+        var cases = 0;
+        var mismatches = new List<string>();
+        int pooled = 0, tokens = 0, passes = 0;
+        foreach (var shape in TestModels.Shapes)
+            for (var seed = 1; seed <= 2; seed++)
+            {
+                using var model = TestModels.Create(shape, seed);
+                using var cache = new KvCache(model.Config, 256, model.DType, model.Device);
+                for (var p = 0; p < 3; p++)
+                {
+                    // Random prompts, and one that repeats itself so pooled n-grams have something to match.
+                    var prompt = p < 2
+                        ? TestModels.RandomPrompt(model.Config.VocabSize, 5 + 17 * p, seed * 10 + p)
+                        : [.. Enumerable.Repeat(TestModels.RandomPrompt(model.Config.VocabSize, 7, seed), 4).SelectMany(x => x)];
+                    var ar = Run(model, cache, prompt, new GenerationOptions { Decoder = DecoderKind.Autoregressive, MaxNewTokens = 64 }, out _);
+                    foreach (var (block, n, g) in new[] { (16, 4, 4), (4, 3, 8), (2, 6, 2) })
+                    {
+                        var lookahead = Run(model, cache, prompt, new GenerationOptions
+                        {
+                            Decoder = DecoderKind.Lookahead, MaxNewTokens = 64, BlockSize = block, NgramSize = n, NgramsPerKey = g, Seed = seed,
+                        }, out var stats);
+                        cases++;
+                        if (!ar.SequenceEqual(lookahead))
+                            mismatches.Add($"{shape} seed {seed} prompt {p} W={block} N={n} G={g}: AR [{string.Join(",", ar)}] vs lookahead [{string.Join(",", lookahead)}]");
+                        Assert.Equal(stats.GeneratedTokens - stats.ForwardPasses, stats.FastForwardedTokens);
+                        pooled += stats.PooledTokens;
+                        tokens += stats.GeneratedTokens;
+                        passes += stats.ForwardPasses;
+                    }
+                }
+            }
+        output.WriteLine($"{cases} cases, {tokens} tokens in {passes} passes, {pooled} tokens from pooled n-grams");
+        Assert.Empty(mismatches);
+        // The branches must win sometimes, else agreement would not test them.
+        Assert.True(pooled > 40, $"only {pooled} tokens came from pooled n-grams");
+    }
+
+    [Fact]
     public void StopTokenEndsBothDecodersAtTheSamePlace()
     {
         using var model = TestModels.Create("mha", 4);
@@ -60,7 +100,7 @@ public sealed class LosslessTests(ITestOutputHelper output)
         var free = Run(model, cache, prompt, new GenerationOptions { Decoder = DecoderKind.Autoregressive, MaxNewTokens = 40 }, out _);
         var stop = free[17];
         var cut = Array.IndexOf(free, stop) + 1;
-        foreach (var decoder in new[] { DecoderKind.Autoregressive, DecoderKind.Jacobi })
+        foreach (var decoder in Enum.GetValues<DecoderKind>())
         {
             var stopped = Run(model, cache, prompt, new GenerationOptions { Decoder = decoder, MaxNewTokens = 40, StopTokenIds = [stop] }, out var stats);
             Assert.Equal(free.Take(cut), stopped);
@@ -74,7 +114,7 @@ public sealed class LosslessTests(ITestOutputHelper output)
         using var model = TestModels.Create("qwen2-bias", 4);
         using var cache = new KvCache(model.Config, 40, model.DType, model.Device);
         var prompt = TestModels.RandomPrompt(model.Config.VocabSize, 30, 9);
-        foreach (var decoder in new[] { DecoderKind.Autoregressive, DecoderKind.Jacobi })
+        foreach (var decoder in Enum.GetValues<DecoderKind>())
         {
             var tokens = Run(model, cache, prompt, new GenerationOptions { Decoder = decoder, MaxNewTokens = 7 }, out var stats);
             Assert.Equal(7, tokens.Length);

@@ -39,6 +39,64 @@ public sealed class TransformerTests
         Assert.True(maxDiff < 1e-4, $"{shape}: max |full - stepped| = {maxDiff}");
     }
 
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void BranchesLaidSideBySideGiveEachBranchItsOwnCausalLogits(string shape)
+    {
+        using var model = TestModels.Create(shape, seed: 11);
+        var prompt = TestModels.RandomPrompt(model.Config.VocabSize, 20, seed: 5);
+        using var scope = NewDisposeScope();
+        using var _ = inference_mode();
+        using var cache = new KvCache(model.Config, 64, model.DType, model.Device);
+        model.Forward(tensor(prompt.Select(x => (long)x).ToArray()).unsqueeze(0), 0, cache);
+
+        // Root r, then branch a (3 tokens) and branch b (2 tokens), both continuing r at positions 21, 22, ...
+        long r = 17, a0 = 40, a1 = 41, a2 = 42, b0 = 50, b1 = 51;
+        var layout = new PassLayout([0, 1, 2, 3, 1, 2], Visible(6, (0, 0),
+            (1, 0), (1, 1), (2, 0), (2, 1), (2, 2), (3, 0), (3, 1), (3, 2), (3, 3),
+            (4, 0), (4, 4), (5, 0), (5, 4), (5, 5)));
+        var together = model.Forward(tensor(new[] { r, a0, a1, a2, b0, b1 }).unsqueeze(0), 20, cache, layout: layout);
+        Assert.Equal(26, cache.Length);
+
+        foreach (var (branch, rows) in new[] { (new[] { r, a0, a1, a2 }, new long[] { 0, 1, 2, 3 }), (new[] { r, b0, b1 }, new long[] { 0, 4, 5 }) })
+        {
+            cache.Truncate(20);
+            var alone = model.Forward(tensor(branch).unsqueeze(0), 20, cache);
+            var picked = together.index_select(1, tensor(rows));
+            Assert.True(alone.allclose(picked, rtol: 1e-4, atol: 1e-4), $"{shape}: branch logits differ by {(alone - picked).abs().max().item<float>()}");
+        }
+
+        // Moving branch b's entries into place and extending from it equals running b causally.
+        cache.Truncate(20);
+        model.Forward(tensor(new[] { r, a0, a1, a2, b0, b1 }).unsqueeze(0), 20, cache, layout: layout);
+        cache.Move(24, 21, 2);
+        cache.Truncate(23);
+        var afterMove = model.Forward(tensor(new long[] { 60 }).unsqueeze(0), 23, cache);
+        cache.Truncate(20);
+        var direct = model.Forward(tensor(new[] { r, b0, b1, 60 }).unsqueeze(0), 20, cache).narrow(1, 3, 1);
+        Assert.True(afterMove.allclose(direct, rtol: 1e-4, atol: 1e-4));
+    }
+
+    static bool[] Visible(int t, params (int Row, int Col)[] pairs)
+    {
+        var visible = new bool[t * t];
+        foreach (var (row, col) in pairs) visible[row * t + col] = true;
+        return visible;
+    }
+
+    [Fact]
+    public void BadPassLayoutIsRejected()
+    {
+        using var model = TestModels.Create("mha", seed: 1);
+        using var cache = new KvCache(model.Config, 16, model.DType, model.Device);
+        var ids = tensor(new long[] { 1, 2 }).unsqueeze(0);
+        var e = Assert.Throws<ArgumentException>(() => model.Forward(ids, 0, cache, layout: new PassLayout([0], [true])));
+        Assert.Contains("describes 1 tokens", e.Message);
+        e = Assert.Throws<ArgumentException>(() => model.Forward(ids, 0, cache, layout: new PassLayout([0, 1], [true, false, true, false])));
+        Assert.Contains("does not see itself", e.Message);
+        Assert.Throws<ArgumentOutOfRangeException>(() => cache.Move(0, 1, 1)); // nothing cached yet
+    }
+
     [Fact]
     public void TruncateDropsEntriesSoRecomputingGivesTheSameLogits()
     {

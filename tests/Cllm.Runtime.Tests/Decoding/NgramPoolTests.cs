@@ -1,0 +1,24 @@
+using Cllm.Decoding;
+using Xunit;
+
+namespace Cllm.Tests.Decoding;
+
+public sealed class NgramPoolTests
+{
+    [Fact]
+    public void KeepsTheMostRecentlyUsedNgramsPerFirstToken()
+    {
+        var pool = new NgramPool(3, 2);
+        pool.AddAll([1, 2, 3, 1, 4, 5, 1, 6, 7]);
+        // Key 1 saw [1,2,3], [1,4,5], [1,6,7]: the oldest is evicted.
+        Assert.Equal([[1, 6, 7], [1, 4, 5]], pool.Get(1));
+        pool.Add([1, 4, 5]); // used again: back to the front, nothing evicted
+        Assert.Equal([[1, 4, 5], [1, 6, 7]], pool.Get(1));
+        Assert.Equal([[2, 3, 1]], pool.Get(2));
+        Assert.Empty(pool.Get(9));
+
+        // AddAll from an offset adds only the n-grams starting there (the new tokens of a pass).
+        pool.AddAll([9, 9, 8, 7], from: 1);
+        Assert.Equal([[9, 8, 7]], pool.Get(9));
+    }
+}
