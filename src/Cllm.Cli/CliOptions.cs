@@ -42,7 +42,14 @@ static class CliOptions
     {
         "ar" or "autoregressive" => DecoderKind.Autoregressive,
         "jacobi" => DecoderKind.Jacobi,
-        _ => throw new ArgumentException($"Unknown decoder '{value}'; use ar or jacobi."),
+        "lookahead" => DecoderKind.Lookahead,
+        _ => throw new ArgumentException($"Unknown decoder '{value}'; use ar, jacobi or lookahead."),
+    };
+
+    public static string Name(DecoderKind kind) => kind switch
+    {
+        DecoderKind.Autoregressive => "ar",
+        _ => kind.ToString().ToLowerInvariant(),
     };
 
     public static JacobiGuess ParseGuess(string value) => value.ToLowerInvariant() switch
@@ -51,6 +58,35 @@ static class CliOptions
         "lookup" => JacobiGuess.PromptLookup,
         _ => throw new ArgumentException($"Unknown guess policy '{value}'; use random or lookup."),
     };
+
+    /// <summary>Lookahead and sampling options, shared by generate, bench and eval.</summary>
+    public sealed class Decoding
+    {
+        public Option<int> NgramSize { get; } = new("--ngram")
+        {
+            Description = "Lookahead n-gram size N (each pooled n-gram drafts N-1 tokens).", DefaultValueFactory = _ => GenerationOptions.DefaultNgramSize,
+        };
+        public Option<int> NgramsPerKey { get; } = new("--ngrams-per-key")
+        {
+            Description = "Lookahead G: n-grams kept and verified per first token.", DefaultValueFactory = _ => GenerationOptions.DefaultNgramsPerKey,
+        };
+        public Option<float> Temperature { get; } = new("--temperature") { Description = "0 is greedy; > 0 samples (exactly, with every decoder)." };
+        public Option<float> TopP { get; } = new("--top-p") { Description = "Nucleus sampling mass.", DefaultValueFactory = _ => 1f };
+        public Option<int> TopK { get; } = new("--top-k") { Description = "Sample among the k most likely tokens (0: all)." };
+        public Option<long?> Seed { get; } = new("--seed") { Description = "Seed for sampling and random guesses." };
+
+        public void AddTo(Command command)
+        {
+            foreach (var option in new Option[] { NgramSize, NgramsPerKey, Temperature, TopP, TopK, Seed }) command.Options.Add(option);
+        }
+
+        public GenerationOptions Apply(GenerationOptions options, ParseResult parse) => options with
+        {
+            NgramSize = parse.GetValue(NgramSize), NgramsPerKey = parse.GetValue(NgramsPerKey),
+            Temperature = parse.GetValue(Temperature), TopP = parse.GetValue(TopP), TopK = parse.GetValue(TopK),
+            Seed = parse.GetValue(Seed) ?? options.Seed,
+        };
+    }
 
     public static readonly JsonSerializerOptions JsonOutput = new() { WriteIndented = true };
 

@@ -27,10 +27,12 @@ static class EvalCommand
         var dtype = CliOptions.DType();
         var threads = CliOptions.Threads();
         var json = CliOptions.Json();
+        var decoding = new CliOptions.Decoding();
         var command = new Command("eval", "Accuracy and speed of decoders on held-out prompts.")
         {
             model, prompts, decoders, block, guess, maxTokens, limit, dtype, threads, json,
         };
+        decoding.AddTo(command);
         command.SetAction(parse => CliOptions.Guard(() =>
         {
             var kinds = parse.GetValue(decoders)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
@@ -43,7 +45,7 @@ static class EvalCommand
             var results = kinds.ToDictionary(k => k, _ => new List<(string Domain, bool Correct, int[] Tokens, DecodingStats Stats, double Seconds)>());
             // Warm-up so that the first timed prompt does not pay for first-call costs.
             foreach (var kind in kinds)
-                engine.Generate(engine.Tokenizer.Encode(items[0].Prompt), Options(kind, parse, maxTokens, block, guess)).ToList();
+                engine.Generate(engine.Tokenizer.Encode(items[0].Prompt), Options(kind, parse, maxTokens, block, guess, decoding)).ToList();
             for (var i = 0; i < items.Count; i++)
             {
                 var ids = engine.Tokenizer.Encode(items[i].Prompt);
@@ -51,7 +53,7 @@ static class EvalCommand
                 {
                     var stats = new DecodingStats();
                     var clock = Stopwatch.StartNew();
-                    var tokens = engine.Generate(ids, Options(kind, parse, maxTokens, block, guess), stats).SelectMany(c => c.Tokens).ToArray();
+                    var tokens = engine.Generate(ids, Options(kind, parse, maxTokens, block, guess, decoding), stats).SelectMany(c => c.Tokens).ToArray();
                     clock.Stop();
                     var text = engine.Tokenizer.Decode(tokens); // keep <tool_call> markers; Evaluation strips <|end|>
                     results[kind].Add((items[i].Domain, Evaluation.IsCorrect(items[i].Domain, text, items[i].Answer), tokens, stats, clock.Elapsed.TotalSeconds));
@@ -66,7 +68,7 @@ static class EvalCommand
                 var r = results[kind];
                 var row = new Dictionary<string, object?>
                 {
-                    ["decoder"] = kind == DecoderKind.Autoregressive ? "ar" : "jacobi",
+                    ["decoder"] = CliOptions.Name(kind),
                     ["accuracy"] = Math.Round(100.0 * r.Count(x => x.Correct) / r.Count, 1),
                     ["accuracy_by_domain"] = r.GroupBy(x => x.Domain).ToDictionary(g => g.Key, g => Math.Round(100.0 * g.Count(x => x.Correct) / g.Count(), 1)),
                     ["tokens"] = r.Sum(x => x.Stats.GeneratedTokens),
@@ -75,11 +77,14 @@ static class EvalCommand
                     ["tokens_per_second"] = Math.Round(r.Sum(x => x.Stats.GeneratedTokens) / r.Sum(x => x.Seconds), 1),
                     ["fast_forwarded_tokens"] = r.Sum(x => x.Stats.FastForwardedTokens),
                     ["stationary_tokens"] = r.Sum(x => x.Stats.StationaryTokens),
+                    ["pooled_tokens"] = r.Sum(x => x.Stats.PooledTokens),
                     ["accepted_histogram"] = DecodingStats.Histogram(r.SelectMany(x => x.Stats.AcceptedPerPass)),
                 };
                 if (ar is not null)
                 {
-                    row["same_as_ar_percent"] = Math.Round(100.0 * r.Zip(ar).Count(x => x.First.Tokens.SequenceEqual(x.Second.Tokens)) / r.Count, 1);
+                    // Sampled runs of different decoders are different draws: agreement means something only greedy.
+                    if (parse.GetValue(decoding.Temperature) == 0)
+                        row["same_as_ar_percent"] = Math.Round(100.0 * r.Zip(ar).Count(x => x.First.Tokens.SequenceEqual(x.Second.Tokens)) / r.Count, 1);
                     row["speedup_vs_ar"] = Math.Round(ar.Sum(x => x.Seconds) / r.Sum(x => x.Seconds) * r.Sum(x => x.Stats.GeneratedTokens) / ar.Sum(x => x.Stats.GeneratedTokens), 3);
                 }
                 return row;
@@ -87,26 +92,31 @@ static class EvalCommand
             var result = new Dictionary<string, object?>
             {
                 ["model"] = parse.GetValue(model), ["prompts"] = items.Count, ["block"] = parse.GetValue(block),
+                ["ngram"] = parse.GetValue(decoding.NgramSize), ["ngrams_per_key"] = parse.GetValue(decoding.NgramsPerKey),
+                ["temperature"] = parse.GetValue(decoding.Temperature),
                 ["dtype"] = engine.Options.DType.ToString().ToLowerInvariant(), ["threads"] = TorchSharp.torch.get_num_threads(),
                 ["decoders"] = rows,
             };
             if (parse.GetValue(json)) Console.WriteLine(JsonSerializer.Serialize(result, CliOptions.JsonOutput));
             else
             {
-                Console.WriteLine($"{items.Count} prompts, block {parse.GetValue(block)}, {result["dtype"]}");
-                Console.WriteLine($"{"decoder",-8} {"acc%",6} {"tok/pass",9} {"tok/s",8} {"speedup",8} {"same%",6} {"ff",6} {"stat",6}");
+                Console.WriteLine($"{items.Count} prompts, block {parse.GetValue(block)}, N {result["ngram"]}, G {result["ngrams_per_key"]}, " +
+                                  $"temperature {result["temperature"]}, {result["dtype"]}");
+                Console.WriteLine($"{"decoder",-9} {"acc%",6} {"tok/pass",9} {"tok/s",8} {"speedup",8} {"same%",6} {"ff",6} {"stat",6} {"pooled",6}");
                 foreach (var row in rows)
-                    Console.WriteLine($"{row["decoder"],-8} {row["accuracy"],6} {row["tokens_per_pass"],9} {row["tokens_per_second"],8} " +
-                                      $"{row.GetValueOrDefault("speedup_vs_ar"),8} {row.GetValueOrDefault("same_as_ar_percent"),6} {row["fast_forwarded_tokens"],6} {row["stationary_tokens"],6}");
+                    Console.WriteLine($"{row["decoder"],-9} {row["accuracy"],6} {row["tokens_per_pass"],9} {row["tokens_per_second"],8} " +
+                                      $"{row.GetValueOrDefault("speedup_vs_ar"),8} {row.GetValueOrDefault("same_as_ar_percent"),6} {row["fast_forwarded_tokens"],6} " +
+                                      $"{row["stationary_tokens"],6} {row["pooled_tokens"],6}");
             }
             return 0;
         }));
         return command;
     }
 
-    static GenerationOptions Options(DecoderKind kind, ParseResult parse, Option<int> maxTokens, Option<int> block, Option<string> guess) => new()
+    static GenerationOptions Options(DecoderKind kind, ParseResult parse, Option<int> maxTokens, Option<int> block, Option<string> guess,
+        CliOptions.Decoding decoding) => decoding.Apply(new GenerationOptions
     {
         Decoder = kind, MaxNewTokens = parse.GetValue(maxTokens), BlockSize = parse.GetValue(block),
         InitialGuess = CliOptions.ParseGuess(parse.GetValue(guess)!), Seed = 1,
-    };
+    }, parse);
 }

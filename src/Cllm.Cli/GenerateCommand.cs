@@ -11,42 +11,29 @@ static class GenerateCommand
     {
         var model = CliOptions.Model();
         var prompt = new Option<string>("--prompt") { Description = "Prompt text (raw: no chat template).", Required = true };
-        var decoder = new Option<string>("--decoder") { Description = "ar or jacobi.", DefaultValueFactory = _ => "jacobi" };
+        var decoder = new Option<string>("--decoder") { Description = "ar, jacobi or lookahead.", DefaultValueFactory = _ => "jacobi" };
         var block = CliOptions.Block();
         var maxTokens = CliOptions.MaxTokens();
         var guess = CliOptions.Guess();
-        var temperature = new Option<float>("--temperature") { Description = "0 is greedy; > 0 samples (with --decoder ar)." };
-        var topP = new Option<float>("--top-p") { DefaultValueFactory = _ => 1f };
-        var topK = new Option<int>("--top-k");
-        var seed = new Option<long?>("--seed");
+        var decoding = new CliOptions.Decoding();
         var dtype = CliOptions.DType();
         var device = CliOptions.Device();
         var threads = CliOptions.Threads();
         var json = CliOptions.Json();
         var command = new Command("generate", "Generate a continuation of a prompt.")
         {
-            model, prompt, decoder, block, maxTokens, guess, temperature, topP, topK, seed, dtype, device, threads, json,
+            model, prompt, decoder, block, maxTokens, guess, dtype, device, threads, json,
         };
+        decoding.AddTo(command);
         command.SetAction(parse => CliOptions.Guard(() =>
         {
-            var decoderKind = CliOptions.ParseDecoder(parse.GetValue(decoder)!);
-            if (decoderKind == DecoderKind.Jacobi && parse.GetValue(temperature) > 0)
+            var options = decoding.Apply(new GenerationOptions
             {
-                // Like the chat client: sampling is exact autoregressively; Jacobi decoding is greedy.
-                Console.Error.WriteLine("cllm: --temperature > 0 samples autoregressively (exact); Jacobi decoding is greedy.");
-                decoderKind = DecoderKind.Autoregressive;
-            }
-            var options = new GenerationOptions
-            {
-                Decoder = decoderKind,
+                Decoder = CliOptions.ParseDecoder(parse.GetValue(decoder)!),
                 BlockSize = parse.GetValue(block),
                 MaxNewTokens = parse.GetValue(maxTokens),
                 InitialGuess = CliOptions.ParseGuess(parse.GetValue(guess)!),
-                Temperature = parse.GetValue(temperature),
-                TopP = parse.GetValue(topP),
-                TopK = parse.GetValue(topK),
-                Seed = parse.GetValue(seed),
-            }.Validate();
+            }, parse).Validate();
             using var engine = CllmEngine.Load(parse.GetValue(model)!, new EngineOptions
             {
                 DType = CliOptions.ParseDType(parse.GetValue(dtype)!), Device = parse.GetValue(device)!, Threads = parse.GetValue(threads),

@@ -20,8 +20,11 @@ namespace Cllm.Extensions.AI;
 /// pass with every token that pass made final (several with Jacobi decoding). Tool calls in the model's
 /// format become <see cref="FunctionCallContent"/>, so <c>UseFunctionInvocation</c>, Semantic Kernel and
 /// agents run them. Requests queue on the engine (one at a time); cancellation stops within one pass.
-/// Cllm's own knobs per request: <c>ChatOptions.AdditionalProperties</c> with <see cref="DecoderKey"/> ("jacobi" or
-/// "ar"), <see cref="BlockSizeKey"/> and <see cref="InitialGuessKey"/>, or a
+/// Temperature, TopP, TopK and Seed sample exactly with every decoder (Jacobi and lookahead accept guesses by
+/// speculative sampling, so the text follows the model's distribution).
+/// Cllm's own knobs per request: <c>ChatOptions.AdditionalProperties</c> with <see cref="DecoderKey"/> ("jacobi",
+/// "lookahead" or "ar"), <see cref="BlockSizeKey"/>, <see cref="InitialGuessKey"/>, <see cref="NgramSizeKey"/> and
+/// <see cref="NgramsPerKeyKey"/>, or a
 /// <see cref="GenerationOptions"/> from <c>ChatOptions.RawRepresentationFactory</c> as the base that ChatOptions override.
 /// </summary>
 public sealed partial class CllmChatClient : IChatClient
@@ -32,7 +35,8 @@ public sealed partial class CllmChatClient : IChatClient
     public const string TelemetrySourceName = "Cllm";
 
     /// <summary>ChatOptions.AdditionalProperties keys for Cllm's own knobs.</summary>
-    public const string DecoderKey = "cllm.decoder", BlockSizeKey = "cllm.block_size", InitialGuessKey = "cllm.initial_guess";
+    public const string DecoderKey = "cllm.decoder", BlockSizeKey = "cllm.block_size", InitialGuessKey = "cllm.initial_guess",
+        NgramSizeKey = "cllm.ngram_size", NgramsPerKeyKey = "cllm.ngrams_per_key";
 
     /// <summary>UsageDetails.AdditionalCounts keys.</summary>
     public const string ForwardPassesCount = "cllm.forward_passes", FastForwardedTokensCount = "cllm.fast_forwarded_tokens";
@@ -55,7 +59,6 @@ public sealed partial class CllmChatClient : IChatClient
     readonly ChatClientMetadata _metadata;
     readonly int[] _stopIds;
     readonly string[] _stopTexts;
-    int _samplingNoted;
     volatile bool _disposed;
 
     /// <summary>Loads the model at <see cref="CllmChatClientOptions.ModelPath"/>; the client owns and disposes it.</summary>
@@ -288,12 +291,6 @@ public sealed partial class CllmChatClient : IChatClient
 
         float temperature = options?.Temperature ?? baseline?.Temperature ?? 0;
         var decoder = Knob(options, DecoderKey, ParseDecoder) ?? baseline?.Decoder ?? _options.Decoder;
-        if (temperature > 0 && decoder == DecoderKind.Jacobi)
-        {
-            // Jacobi decoding is greedy; sampling autoregressively gives exact samples, just one token per pass.
-            decoder = DecoderKind.Autoregressive;
-            if (Interlocked.Exchange(ref _samplingNoted, 1) == 0) Log.SamplingIsAutoregressive(_logger, temperature);
-        }
 
         var generation = (baseline ?? new GenerationOptions()) with
         {
@@ -302,6 +299,9 @@ public sealed partial class CllmChatClient : IChatClient
             BlockSize = Knob(options, BlockSizeKey, v => (int?)Convert.ToInt32(Scalar(v), CultureInfo.InvariantCulture)) ?? baseline?.BlockSize ?? _options.BlockSize,
             InitialGuess = Knob(options, InitialGuessKey, v => (JacobiGuess?)Enum.Parse<JacobiGuess>(Scalar(v)!.ToString()!, ignoreCase: true))
                 ?? baseline?.InitialGuess ?? _options.InitialGuess,
+            NgramSize = Knob(options, NgramSizeKey, v => (int?)Convert.ToInt32(Scalar(v), CultureInfo.InvariantCulture)) ?? baseline?.NgramSize ?? _options.NgramSize,
+            NgramsPerKey = Knob(options, NgramsPerKeyKey, v => (int?)Convert.ToInt32(Scalar(v), CultureInfo.InvariantCulture))
+                ?? baseline?.NgramsPerKey ?? _options.NgramsPerKey,
             Temperature = temperature,
             TopP = options?.TopP ?? baseline?.TopP ?? 1,
             TopK = options?.TopK ?? baseline?.TopK ?? 0,
@@ -669,9 +669,6 @@ public sealed partial class CllmChatClient : IChatClient
 
         [LoggerMessage(3, LogLevel.Debug, "Generated {Tokens} tokens in {Passes} forward passes ({TokensPerPass:F2} per pass, {TokensPerSecond:F1} tokens/s); finish reason {FinishReason}.")]
         public static partial void Generated(ILogger logger, int tokens, int passes, double tokensPerPass, double tokensPerSecond, string finishReason);
-
-        [LoggerMessage(4, LogLevel.Information, "Temperature {Temperature} asks for sampling; Jacobi decoding is greedy, so sampled requests decode autoregressively (exact, one token per pass).")]
-        public static partial void SamplingIsAutoregressive(ILogger logger, float temperature);
 
         [LoggerMessage(5, LogLevel.Warning, "The model wrote a tool call that does not parse; returning it as text: {Text}")]
         public static partial void MalformedToolCall(ILogger logger, string text);

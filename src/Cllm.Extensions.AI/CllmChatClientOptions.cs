@@ -11,7 +11,8 @@ public sealed record CllmChatClientOptions
     /// <summary>Folder of a Hugging Face model (config.json, safetensors, tokenizer). Required when the client loads the model itself.</summary>
     public string ModelPath { get; init; } = "";
 
-    /// <summary>Jacobi by default: several tokens per forward pass, the same text as greedy autoregressive decoding.</summary>
+    /// <summary>Jacobi by default: several tokens per forward pass, the same text as autoregressive decoding (greedy),
+    /// or the same distribution (sampling). Lookahead adds an n-gram pool to Jacobi.</summary>
     public DecoderKind Decoder { get; init; } = DecoderKind.Jacobi;
 
     /// <summary>Jacobi block size n: tokens refined per pass.</summary>
@@ -19,6 +20,15 @@ public sealed record CllmChatClientOptions
 
     /// <summary>How Jacobi fills a new block's guesses.</summary>
     public JacobiGuess InitialGuess { get; init; } = JacobiGuess.RandomFromContext;
+
+    /// <summary>Lookahead's n-gram size N.</summary>
+    public int NgramSize { get; init; } = GenerationOptions.DefaultNgramSize;
+
+    /// <summary>Lookahead's n-grams per first token G.</summary>
+    public int NgramsPerKey { get; init; } = GenerationOptions.DefaultNgramsPerKey;
+
+    /// <summary>Lookahead keeps its n-gram pool across requests (see <see cref="EngineOptions.KeepNgramPool"/>).</summary>
+    public bool KeepNgramPool { get; init; } = true;
 
     public string Device { get; init; } = "cpu";
     public ModelDType DType { get; init; } = ModelDType.Float32;
@@ -38,5 +48,8 @@ public sealed record CllmChatClientOptions
     /// <summary>Answer length when <c>ChatOptions.MaxOutputTokens</c> is not set. Default: until the context is full.</summary>
     public int? MaxOutputTokens { get; init; }
 
-    public EngineOptions ToEngineOptions() => new() { Device = Device, DType = DType, ContextLength = ContextLength, Threads = Threads };
+    public EngineOptions ToEngineOptions() => new()
+    {
+        Device = Device, DType = DType, ContextLength = ContextLength, Threads = Threads, KeepNgramPool = KeepNgramPool,
+    };
 }

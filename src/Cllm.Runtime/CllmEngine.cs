@@ -21,6 +21,9 @@ public sealed record EngineOptions
     public int? ContextLength { get; init; }
     /// <summary>Intra-op threads for TorchSharp (process-wide). Default: TorchSharp's own choice.</summary>
     public int? Threads { get; init; }
+    /// <summary>Lookahead keeps its n-gram pool from request to request, so later requests reuse the text of earlier
+    /// ones as drafts (outputs are unchanged; only speed differs). False starts each request from its own prompt.</summary>
+    public bool KeepNgramPool { get; init; } = true;
 }
 
 /// <summary>
@@ -32,6 +35,7 @@ public sealed class CllmEngine : IDisposable
     readonly SemaphoreSlim _gate = new(1, 1);
     readonly KvCache _cache;
     readonly bool _ownsModel;
+    NgramPool? _pool; // lookahead's, kept across requests (guarded by _gate)
     bool _disposed;
 
     public CllmEngine(Transformer model, TextTokenizer tokenizer, EngineOptions? options = null, bool ownsModel = false)
@@ -82,6 +86,15 @@ public sealed class CllmEngine : IDisposable
     public string? ModelDirectory { get; private init; }
     public int ContextLength => _cache.Capacity;
 
+    /// <summary>Forgets lookahead's n-grams (for example between users who should not share drafts, or to measure
+    /// a cold start).</summary>
+    public void ClearNgramPool()
+    {
+        _gate.Wait();
+        try { _pool?.Clear(); }
+        finally { _gate.Release(); }
+    }
+
     /// <summary>EOS ids from config.json, else from the tokenizer.</summary>
     public IReadOnlyCollection<int> EosIds => Config.EosTokenIds.Count > 0 ? Config.EosTokenIds : Tokenizer.EosIds;
 
@@ -104,7 +117,14 @@ public sealed class CllmEngine : IDisposable
         try
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            foreach (var chunk in Decoder.Generate(Model, _cache, prompt, options, stats, EosIds, cancellationToken))
+            NgramPool? pool = null;
+            if (options.Decoder == DecoderKind.Lookahead && Options.KeepNgramPool)
+            {
+                if (_pool is null || _pool.N != options.NgramSize || _pool.PerKey != options.NgramsPerKey)
+                    _pool = new NgramPool(options.NgramSize, options.NgramsPerKey);
+                pool = _pool;
+            }
+            foreach (var chunk in Decoder.Generate(Model, _cache, prompt, options, stats, EosIds, cancellationToken, pool))
                 yield return chunk;
         }
         finally

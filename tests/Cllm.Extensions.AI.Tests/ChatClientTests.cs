@@ -159,15 +159,35 @@ public sealed class ChatClientTests : IDisposable
         Assert.Equal(3, (await _client.GetResponseAsync(Ask("hi"), options)).Usage!.OutputTokenCount);
     }
 
-    [Fact]
-    public async Task SamplingFallsBackToAutoregressiveOnceAndSeedsRepeat()
+    [Theory]
+    [InlineData("jacobi")]
+    [InlineData("lookahead")]
+    [InlineData("ar")]
+    public async Task SamplingRunsOnTheChosenDecoderAndSeedsRepeat(string decoder)
     {
-        var options = new ChatOptions { MaxOutputTokens = 16, Temperature = 0.9f, TopK = 50, Seed = 42 };
-        var a = await _client.GetResponseAsync(Ask("Say something."), options);
-        var b = await _client.GetResponseAsync(Ask("Say something."), options);
+        ChatOptions Options(long seed) => new()
+        {
+            MaxOutputTokens = 16, Temperature = 0.9f, TopK = 50, Seed = seed,
+            AdditionalProperties = new() { [CllmChatClient.DecoderKey] = decoder, [CllmChatClient.NgramSizeKey] = 3 },
+        };
+        var a = await _client.GetResponseAsync(Ask("Say something."), Options(42));
+        var b = await _client.GetResponseAsync(Ask("Say something."), Options(42));
+        var c = await _client.GetResponseAsync(Ask("Say something."), Options(7));
+        var greedy = await _client.GetResponseAsync(Ask("Say something."), new ChatOptions
+        {
+            MaxOutputTokens = 16, AdditionalProperties = new() { [CllmChatClient.DecoderKey] = decoder },
+        });
         Assert.Equal(a.Text, b.Text);
-        Assert.Equal(16, a.Usage!.AdditionalCounts![CllmChatClient.ForwardPassesCount]);
-        Assert.Single(_logs.Entries, e => e.Message.Contains("decode autoregressively"));
+        Assert.NotEqual(a.Text, c.Text);
+        Assert.NotEqual(a.Text, greedy.Text);
+        Assert.Equal(16, a.Usage!.OutputTokenCount);
+        // The decoder asked for ran (no silent fallback to autoregressive): the request log names it.
+        Assert.Contains(_logs.Entries, e => e.Message.Contains($"with {(decoder == "ar" ? "Autoregressive" : decoder)} decoding", StringComparison.OrdinalIgnoreCase));
+        var bad = await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() => _client.GetResponseAsync(Ask("hi"), new ChatOptions
+        {
+            AdditionalProperties = new() { [CllmChatClient.DecoderKey] = "lookahead", [CllmChatClient.NgramSizeKey] = 1 },
+        }));
+        Assert.Contains("NgramSize", bad.Message);
     }
 
     [Fact]

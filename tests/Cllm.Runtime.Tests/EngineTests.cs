@@ -41,6 +41,32 @@ public sealed class EngineTests : IDisposable
     }
 
     [Fact]
+    public void LookaheadPoolCarriesOverRequestsWithoutChangingTheOutput()
+    {
+        using var engine = CllmEngine.Load(_folder.Path, new EngineOptions { ContextLength = 256 });
+        const string prompt = "The history of the printing press";
+        var options = new GenerationOptions { Decoder = DecoderKind.Lookahead, MaxNewTokens = 48 };
+        var ar = engine.GenerateText(prompt, options with { Decoder = DecoderKind.Autoregressive });
+        var cold = engine.GenerateText(prompt, options);
+        // The second request finds the first one's output in the pool: same tokens, fewer passes.
+        var warm = engine.GenerateText(prompt, options);
+        Assert.Equal(ar.Tokens, cold.Tokens);
+        Assert.Equal(ar.Tokens, warm.Tokens);
+        Assert.True(warm.Stats.ForwardPasses < cold.Stats.ForwardPasses / 2,
+            $"warm pool: {warm.Stats.ForwardPasses} passes, cold: {cold.Stats.ForwardPasses}");
+        Assert.True(warm.Stats.PooledTokens > 0);
+
+        engine.ClearNgramPool();
+        Assert.Equal(cold.Stats.ForwardPasses, engine.GenerateText(prompt, options).Stats.ForwardPasses);
+        // Another N or G starts a new pool rather than mixing n-gram sizes.
+        Assert.Equal(ar.Tokens, engine.GenerateText(prompt, options with { NgramSize = 3, NgramsPerKey = 2 }).Tokens);
+
+        using var isolated = CllmEngine.Load(_folder.Path, new EngineOptions { ContextLength = 256, KeepNgramPool = false });
+        var first = isolated.GenerateText(prompt, options);
+        Assert.Equal(first.Stats.ForwardPasses, isolated.GenerateText(prompt, options).Stats.ForwardPasses);
+    }
+
+    [Fact]
     public void ConcurrentRequestsQueueAndMatchSequentialOnes()
     {
         using var engine = CllmEngine.Load(_folder.Path, new EngineOptions { ContextLength = 128 });

@@ -9,8 +9,8 @@ static class AutoregressiveDecoder
     {
         run.Begin();
         cache.Clear();
-        using var sampler = new Sampler(run.Options, model.Device);
-        var next = Decoder.Pass(model, cache, run.Context.ToArray(), 0, lastOnly: true, logits => sampler.Next(logits[-1]));
+        var sampler = new Sampler(run.Options);
+        var next = Decoder.Pass(model, cache, run.Context.ToArray(), 0, lastOnly: true, logits => sampler.Choose(logits, [0])[0]);
         while (true)
         {
             var emitted = run.Accept([next]);
@@ -18,7 +18,8 @@ static class AutoregressiveDecoder
             if (run.Done) yield break;
             if (cancellationToken.IsCancellationRequested) { run.End(FinishReason.Cancelled); yield break; }
             if (cache.Length + 1 > cache.Capacity) { run.End(FinishReason.Length); yield break; }
-            next = Decoder.Pass(model, cache, [next], cache.Length, lastOnly: true, logits => sampler.Next(logits[-1]));
+            var index = run.Stats.GeneratedTokens;
+            next = Decoder.Pass(model, cache, [next], cache.Length, lastOnly: true, logits => sampler.Choose(logits, [index])[0]);
         }
     }
 }

@@ -11,11 +11,17 @@ public static class Decoder
     /// Generates after <paramref name="prompt"/>. The cache is cleared first and left holding the request.
     /// Cancellation is checked between passes; a cancelled request ends with <see cref="FinishReason.Cancelled"/>
     /// after the last complete pass, without throwing. <paramref name="stats"/> fills as chunks are enumerated.
+    /// Lookahead uses <paramref name="pool"/> (its N and G must match the options) and leaves it holding this
+    /// request's n-grams too; without one it starts from an empty pool.
     /// </summary>
     public static IEnumerable<TokenChunk> Generate(Transformer model, KvCache cache, IReadOnlyList<int> prompt,
-        GenerationOptions options, DecodingStats stats, IReadOnlyCollection<int> eosIds, CancellationToken cancellationToken = default)
+        GenerationOptions options, DecodingStats stats, IReadOnlyCollection<int> eosIds, CancellationToken cancellationToken = default,
+        NgramPool? pool = null)
     {
         options.Validate();
+        if (pool is not null && (pool.N != options.NgramSize || pool.PerKey != options.NgramsPerKey))
+            throw new ArgumentException(
+                $"The n-gram pool holds {pool.N}-grams, {pool.PerKey} a key; the options ask for {options.NgramSize} and {options.NgramsPerKey}.", nameof(pool));
         if (prompt.Count == 0) throw new ArgumentException("The prompt must hold at least one token.", nameof(prompt));
         if (prompt.Count >= cache.Capacity)
             throw new ArgumentException(
@@ -30,7 +36,7 @@ public static class Decoder
         return options.Decoder switch
         {
             DecoderKind.Jacobi => JacobiDecoder.Decode(model, cache, run, pool: null, cancellationToken),
-            DecoderKind.Lookahead => JacobiDecoder.Decode(model, cache, run, new NgramPool(options.NgramSize, options.NgramsPerKey), cancellationToken),
+            DecoderKind.Lookahead => JacobiDecoder.Decode(model, cache, run, pool ?? new NgramPool(options.NgramSize, options.NgramsPerKey), cancellationToken),
             _ => AutoregressiveDecoder.Decode(model, cache, run, cancellationToken),
         };
     }

@@ -5,8 +5,8 @@ namespace Cllm.Decoding;
 /// <summary>
 /// One verification pass: the root (the last final token, not cached yet) followed by draft continuations
 /// laid side by side: the Jacobi guesses first, then any pooled n-grams. Each draft sees the root and its
-/// own earlier tokens, at the positions it would have if accepted. After the pass, <see cref="Greedy"/> or
-/// <see cref="Sample"/> walks the drafts against the model's outputs and returns the tokens made final.
+/// own earlier tokens, at the positions it would have if accepted. After the pass, <see cref="Walk"/> follows the
+/// drafts against the model's choices and returns the tokens made final.
 /// </summary>
 sealed class DraftVerifier
 {
@@ -21,6 +21,7 @@ sealed class DraftVerifier
         Tokens = new int[t];
         Tokens[0] = root;
         var offsets = new int[t];
+        Depths = offsets;
         var row = 1;
         for (var d = 0; d < drafts.Count; d++)
         {
@@ -53,16 +54,23 @@ sealed class DraftVerifier
     /// <summary>The row whose output follows token <paramref name="j"/> of draft <paramref name="d"/>.</summary>
     public int Row(int d, int j) => _base[d] + j;
 
-    /// <summary>Greedy: follow the model's argmax while some draft agrees. Returns the final tokens (the accepted
-    /// draft tokens and the model's token after them), the draft whose entries hold them, and how many were drafted.</summary>
-    public (int[] Tokens, int Draft, int Accepted) Greedy(int[] argmax)
+    /// <summary>How many tokens past the root the token each row chooses lies (0 for the root's row).</summary>
+    public int[] Depths { get; }
+
+    /// <summary>
+    /// Follows the model while some draft agrees: <paramref name="chosen"/>[row] is the token the model picks after
+    /// that row (argmax, or a seeded draw that depends only on the token's index, see <see cref="Sampler"/>), and a
+    /// draft survives a depth when its token there is the one chosen. Returns the final tokens (the accepted draft
+    /// tokens and the model's token after them), the draft whose cache entries hold them, and how many were drafted.
+    /// </summary>
+    public (int[] Tokens, int Draft, int Accepted) Walk(int[] chosen)
     {
         var accepted = new List<int>();
         var alive = Enumerable.Range(0, _drafts.Count).ToList();
         int row = 0, depth = 0, winner = 0;
         while (true)
         {
-            var token = argmax[row];
+            var token = chosen[row];
             accepted.Add(token);
             alive.RemoveAll(d => _drafts[d].Length <= depth || _drafts[d][depth] != token);
             if (alive.Count == 0) break;
@@ -70,67 +78,5 @@ sealed class DraftVerifier
             row = Row(winner, depth++);
         }
         return (accepted.ToArray(), winner, depth);
-    }
-
-    /// <summary>
-    /// Sampling, exact in distribution: at each depth the drafts' distinct next tokens are tried in order, each
-    /// accepted with its probability under what is left of the model's distribution once the tokens tried before
-    /// it are removed; when all fail, the final token is drawn from that remainder. This is a draw from the
-    /// model's distribution asked one token at a time (speculative sampling with deterministic drafts), so every
-    /// emitted token follows autoregressive sampling's distribution. <paramref name="probs"/>: rows x vocab.
-    /// </summary>
-    public (int[] Tokens, int Draft, int Accepted) Sample(float[] probs, int vocab, Random random)
-    {
-        var accepted = new List<int>();
-        var alive = Enumerable.Range(0, _drafts.Count).ToList();
-        var tried = new List<int>();
-        int row = 0, depth = 0, winner = 0;
-        while (true)
-        {
-            var p = probs.AsSpan(row * vocab, vocab);
-            double total = 0;
-            foreach (var x in p) total += x;
-            double removed = 0;
-            var chosen = -1;
-            tried.Clear();
-            foreach (var d in alive)
-            {
-                if (_drafts[d].Length <= depth) continue;
-                var candidate = _drafts[d][depth];
-                if (tried.Contains(candidate)) continue;
-                var left = total - removed;
-                if (left > 0 && random.NextDouble() * left < p[candidate]) { chosen = candidate; break; }
-                removed += p[candidate];
-                tried.Add(candidate);
-            }
-            if (chosen < 0)
-            {
-                accepted.Add(Draw(p, total - removed, tried, random));
-                break;
-            }
-            accepted.Add(chosen);
-            alive.RemoveAll(d => _drafts[d].Length <= depth || _drafts[d][depth] != chosen);
-            winner = alive[0];
-            row = Row(winner, depth++);
-        }
-        return (accepted.ToArray(), winner, depth);
-    }
-
-    /// <summary>A draw from <paramref name="p"/> without the <paramref name="excluded"/> tokens, whose mass is <paramref name="mass"/>.</summary>
-    internal static int Draw(ReadOnlySpan<float> p, double mass, List<int> excluded, Random random)
-    {
-        var u = random.NextDouble() * mass;
-        double sum = 0;
-        var last = -1;
-        for (var v = 0; v < p.Length; v++)
-        {
-            if (p[v] <= 0 || excluded.Contains(v)) continue;
-            sum += p[v];
-            last = v;
-            if (u < sum) return v;
-        }
-        // Rounding left u at the very top: the last token with mass. (All mass excluded cannot happen: a token
-        // holding all that is left is always accepted.)
-        return last >= 0 ? last : throw new InvalidOperationException("The sampling distribution has no mass left.");
     }
 }

@@ -8,7 +8,7 @@ namespace Cllm.Decoding;
 /// values are not cached yet) and n-1 guesses for the tokens after it. One pass runs the model over the block;
 /// output i follows input i. Guesses the model agrees with are accepted, and the model's token after the last
 /// accepted guess is final too, so a pass makes at least one token final and the tokens are exactly those of
-/// autoregressive decoding (greedy: the argmax; sampling: see <see cref="DraftVerifier.Sample"/>). The KV cache
+/// autoregressive decoding (greedy: the argmax; sampling: the same seeded draws, see <see cref="Sampler"/>). The KV cache
 /// is cut back to the accepted tokens; the remaining outputs (argmax) become the next guesses (the Jacobi
 /// update); a block whose guesses are used up starts anew.
 /// With an <see cref="NgramPool"/> (lookahead), the same pass also verifies the pooled n-grams that start with
@@ -23,13 +23,10 @@ static class JacobiDecoder
         cache.Clear();
         var options = run.Options;
         var n = options.BlockSize;
-        var seed = options.Seed ?? (options.Temperature > 0 ? Random.Shared.NextInt64() : 0);
-        var guessRandom = new Random(unchecked((int)seed));
-        // System.Random's first draws for nearby seeds are correlated: scramble the seed (SplitMix64's finaliser)
-        // so that runs seeded 1, 2, 3 ... are independent samples.
-        var acceptRandom = options.Temperature > 0 ? new Random(unchecked((int)Scramble((ulong)seed))) : null;
+        var guessRandom = new Random(unchecked((int)(options.Seed ?? 0)));
+        var sampler = new Sampler(options);
 
-        var first = Verify(model, cache, run.Context.ToArray(), 0, new DraftVerifier(0, []), acceptRandom, options, prefill: true);
+        var first = Verify(model, cache, run.Context.ToArray(), 0, new DraftVerifier(0, []), sampler, firstIndex: 0, prefill: true);
         var next = first.Tokens[0];
         var emitted = run.Accept([next]);
         pool?.AddAll(run.Context);
@@ -61,7 +58,7 @@ static class JacobiDecoder
                 }
             }
             var verifier = new DraftVerifier(next, drafts);
-            var result = Verify(model, cache, verifier.Tokens, start, verifier, acceptRandom, options, prefill: false);
+            var result = Verify(model, cache, verifier.Tokens, start, verifier, sampler, run.Stats.GeneratedTokens, prefill: false);
             var (final, winner, k) = (result.Tokens, result.Draft, result.Accepted);
 
             // Keep the cache entries of the root and the accepted draft tokens, in order.
@@ -90,7 +87,7 @@ static class JacobiDecoder
             emitted = run.Accept(final);
             if (pool is not null)
             {
-                pool.AddAll([next, .. guesses]);
+                pool.AddWhereRoom([next, .. guesses]);
                 pool.AddAll(run.Context, before - pool.N + 1);
             }
             yield return new TokenChunk(emitted);
@@ -99,29 +96,17 @@ static class JacobiDecoder
 
     readonly record struct Verified(int[] Tokens, int Draft, int Accepted, int[] Argmax);
 
-    /// <summary>Runs the pass and walks the drafts: greedy on argmax, or sampling on the filtered distribution.</summary>
-    static Verified Verify(Transformer model, KvCache cache, int[] tokens, int start, DraftVerifier verifier, Random? acceptRandom,
-        GenerationOptions options, bool prefill)
+    /// <summary>Runs the pass and walks the drafts against the tokens the sampler chooses after each row.</summary>
+    static Verified Verify(Transformer model, KvCache cache, int[] tokens, int start, DraftVerifier verifier, Sampler sampler,
+        int firstIndex, bool prefill)
     {
         return Decoder.Pass(model, cache, tokens, start, lastOnly: prefill, logits =>
         {
             var argmax = Decoder.Argmax(logits);
-            if (acceptRandom is null)
-            {
-                var (final, draft, accepted) = verifier.Greedy(argmax);
-                return new Verified(final, draft, accepted, argmax);
-            }
-            using var probs = Sampler.Probabilities(logits, options).contiguous().to(CPU);
-            var (t, d, a) = verifier.Sample(probs.data<float>().ToArray(), (int)logits.shape[^1], acceptRandom);
-            return new Verified(t, d, a, argmax);
+            var chosen = sampler.Greedy ? argmax : sampler.Choose(logits, prefill ? [firstIndex] : [.. verifier.Depths.Select(d => firstIndex + d)]);
+            var (final, draft, accepted) = verifier.Walk(chosen);
+            return new Verified(final, draft, accepted, argmax);
         }, prefill ? null : verifier.Layout);
-    }
-
-    static ulong Scramble(ulong x)
-    {
-        x = unchecked((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9UL);
-        x = unchecked((x ^ (x >> 27)) * 0x94D049BB133111EBUL);
-        return x ^ (x >> 31);
     }
 
     static void NewBlock(Run run, int count, List<int> guesses, List<int> ages, Random random)

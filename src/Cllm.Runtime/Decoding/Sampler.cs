@@ -3,30 +3,37 @@ using static TorchSharp.torch;
 
 namespace Cllm.Decoding;
 
-/// <summary>Picks the next token from one position's logits: argmax at temperature 0, otherwise a seeded draw
-/// after temperature, top-k and top-p (nucleus) filtering.</summary>
-sealed class Sampler : IDisposable
+/// <summary>
+/// Chooses tokens from rows of logits: the argmax at temperature 0; otherwise an inverse-CDF draw from the
+/// filtered distribution (temperature, top-k, top-p) with a uniform number fixed by the seed and by which new
+/// token the row would produce (the i-th new token always uses u_i). So a token depends only on the seed, its
+/// index and the context before it, not on which decoder ran or which guesses it verified: with the same seed,
+/// Jacobi and lookahead sampling give autoregressive sampling's very tokens, and each token follows the model's
+/// distribution (a guess is accepted exactly when the draw lands on it, with probability p(guess)).
+/// </summary>
+sealed class Sampler(GenerationOptions options)
 {
-    readonly GenerationOptions _options;
-    readonly Generator? _generator;
+    readonly ulong _seed = (ulong)(options.Seed ?? Random.Shared.NextInt64());
 
-    public Sampler(GenerationOptions options, Device device)
-    {
-        _options = options;
-        if (options.Temperature > 0)
-            _generator = new Generator((ulong)(options.Seed ?? Random.Shared.NextInt64()), device);
-    }
+    public bool Greedy => options.Temperature == 0;
 
-    /// <summary>logits: [vocab], float32.</summary>
-    public int Next(Tensor logits)
+    /// <summary>logits: [rows, vocab]; indices[r]: the index (0 = first new token) of the token row r chooses.</summary>
+    public int[] Choose(Tensor logits, int[] indices)
     {
-        if (_generator is null) return (int)logits.argmax().item<long>();
-        return (int)multinomial(Probabilities(logits, _options), 1, generator: _generator).item<long>();
+        if (Greedy) return Decoder.Argmax(logits);
+        using var scope = NewDisposeScope();
+        var vocab = logits.shape[^1];
+        var cdf = Probabilities(logits, options).to(float64).cumsum(-1);
+        var u = tensor(indices.Select(i => Uniform(_seed, i)).ToArray(), float64, logits.device).unsqueeze(1);
+        var target = u * cdf.narrow(-1, vocab - 1, 1);
+        // The first token whose cumulative mass exceeds the target: zero-probability tokens are never chosen.
+        var ids = searchsorted(cdf, target, right: true).clamp_max(vocab - 1).squeeze(1);
+        return ids.to(int64, CPU).data<long>().Select(x => (int)x).ToArray();
     }
 
     /// <summary>The distribution sampling draws from, per row of <paramref name="logits"/> ([..., vocab]): softmax
     /// of logits / temperature over the top-k tokens and the smallest most likely set whose mass reaches top-p.
-    /// Filtered-out tokens get probability 0; the rest is not renormalised after top-p (a draw need not care).</summary>
+    /// Filtered-out tokens get probability 0; the rest is not renormalised (the draw scales by the row's total).</summary>
     public static Tensor Probabilities(Tensor logits, GenerationOptions options)
     {
         var scores = logits / options.Temperature;
@@ -47,5 +54,14 @@ sealed class Sampler : IDisposable
         return probs;
     }
 
-    public void Dispose() => _generator?.Dispose();
+    /// <summary>u_index in [0, 1): SplitMix64 of the seed and the index (independent across seeds and indices,
+    /// unlike System.Random's first draws for nearby seeds).</summary>
+    static double Uniform(ulong seed, int index) => (Mix(seed ^ Mix(0x9E3779B97F4A7C15UL * (ulong)(index + 1))) >> 11) * (1.0 / (1UL << 53));
+
+    static ulong Mix(ulong x)
+    {
+        x = unchecked((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9UL);
+        x = unchecked((x ^ (x >> 27)) * 0x94D049BB133111EBUL);
+        return x ^ (x >> 31);
+    }
 }

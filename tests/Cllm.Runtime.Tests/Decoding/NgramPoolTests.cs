@@ -20,5 +20,14 @@ public sealed class NgramPoolTests
         // AddAll from an offset adds only the n-grams starting there (the new tokens of a pass).
         pool.AddAll([9, 9, 8, 7], from: 1);
         Assert.Equal([[9, 8, 7]], pool.Get(9));
+
+        // Jacobi-state n-grams only take free room, behind the text ones, and are evicted first.
+        pool.AddWhereRoom([9, 1, 1, 1, 2, 2]);
+        Assert.Equal([[9, 8, 7], [9, 1, 1]], pool.Get(9));
+        Assert.Equal([[1, 4, 5], [1, 6, 7]], pool.Get(1));
+        pool.Add([9, 0, 0]);
+        Assert.Equal([[9, 0, 0], [9, 8, 7]], pool.Get(9));
+        Assert.Equal(8, pool.Count);
+        Assert.Throws<ArgumentOutOfRangeException>(() => new NgramPool(1, 4));
     }
 }
