@@ -117,6 +117,7 @@ static class BenchCommand
         var reference = new Dictionary<DecoderKind, int[][]>();
         foreach (var kind in kinds)
             reference[kind] = prompts.Select(p => engine.Generate(p, Options(kind)).SelectMany(c => c.Tokens).ToArray()).ToArray();
+        engine.ClearNgramPool(); // lookahead's pool holds only what the timed runs put there
 
         var perRun = kinds.ToDictionary(k => k, _ => new List<(double Seconds, int Tokens, int Passes)>());
         for (var run = 0; run < runs; run++)

@@ -35,10 +35,10 @@ public sealed class CliTests : IDisposable
         Assert.True(File.Exists(Path.Combine(_folder, "model.safetensors")));
         Assert.True(File.Exists(Path.Combine(_folder, "tokenizer.model")));
 
-        string[] Generate(string decoder)
+        string[] Generate(string decoder, params string[] more)
         {
-            var (c, output, e) = Cllm("generate", "--model", _folder, "--prompt", "The history of", "--decoder", decoder,
-                "--max-tokens", "24", "--json");
+            var (c, output, e) = Cllm(["generate", "--model", _folder, "--prompt", "The history of", "--decoder", decoder,
+                "--max-tokens", "24", "--json", .. more]);
             Assert.True(c == 0, e);
             using var json = JsonDocument.Parse(output);
             var stats = json.RootElement.GetProperty("stats");
@@ -46,14 +46,20 @@ public sealed class CliTests : IDisposable
             return json.RootElement.GetProperty("tokens").EnumerateArray().Select(t => t.ToString()).ToArray();
         }
         Assert.Equal(Generate("ar"), Generate("jacobi"));
+        Assert.Equal(Generate("ar"), Generate("lookahead", "--ngram", "3", "--ngrams-per-key", "2"));
+        // Sampling: the same seed gives the same tokens with every decoder.
+        var sampled = Generate("ar", "--temperature", "0.8", "--seed", "5");
+        Assert.Equal(sampled, Generate("lookahead", "--temperature", "0.8", "--seed", "5"));
+        Assert.NotEqual(sampled, Generate("ar"));
 
-        var (benchCode, benchOut, benchErr) = Cllm("bench", "--model", _folder, "--decoders", "ar,jacobi", "--max-tokens", "16",
+        var (benchCode, benchOut, benchErr) = Cllm("bench", "--model", _folder, "--decoders", "ar,jacobi,lookahead", "--max-tokens", "16",
             "--runs", "1", "--json");
         Assert.True(benchCode == 0, benchErr);
         using var bench = JsonDocument.Parse(benchOut);
         var rows = bench.RootElement.GetProperty("decoders").EnumerateArray().ToArray();
-        Assert.Equal(["ar", "jacobi"], rows.Select(r => r.GetProperty("decoder").GetString()));
+        Assert.Equal(["ar", "jacobi", "lookahead"], rows.Select(r => r.GetProperty("decoder").GetString()));
         Assert.Equal("4/4", rows[1].GetProperty("same_tokens_as_ar").GetString());
+        Assert.Equal("4/4", rows[2].GetProperty("same_tokens_as_ar").GetString());
         Assert.Equal(1.0, rows[0].GetProperty("speed_ratio_to_ar").GetDouble());
     }
 
