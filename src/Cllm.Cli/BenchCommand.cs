@@ -117,10 +117,12 @@ static class BenchCommand
         var reference = new Dictionary<DecoderKind, int[][]>();
         foreach (var kind in kinds)
             reference[kind] = prompts.Select(p => engine.Generate(p, Options(kind)).SelectMany(c => c.Tokens).ToArray()).ToArray();
-        engine.ClearNgramPool(); // lookahead's pool holds only what the timed runs put there
 
         var perRun = kinds.ToDictionary(k => k, _ => new List<(double Seconds, int Tokens, int Passes)>());
         for (var run = 0; run < runs; run++)
+        {
+            // Each run starts with an empty n-gram pool: a repeated prompt must not find its own earlier output.
+            engine.ClearNgramPool();
             foreach (var prompt in prompts)
                 foreach (var kind in kinds)
                 {
@@ -130,6 +132,7 @@ static class BenchCommand
                     clock.Stop();
                     perRun[kind].Add((clock.Elapsed.TotalSeconds, stats.GeneratedTokens, stats.ForwardPasses));
                 }
+        }
 
         // Tokens/s per run (all prompts of one run together), then the median over runs.
         double RunSpeed(DecoderKind kind, int run)
