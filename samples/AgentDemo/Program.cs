@@ -1,7 +1,7 @@
 // The AgentDemo: a local CLLM answers store questions with tools, first through Semantic Kernel (automatic
 // function calling over kernel plugins), then as a Microsoft Agent Framework agent over the same chat client.
 // Answers stream as each forward pass makes tokens final. At the end the agent answers the same questions
-// again with autoregressive decoding, and a table compares the two decoders.
+// again with autoregressive and lookahead decoding, and a table compares the decoders.
 //
 //   dotnet run --project samples/AgentDemo                 the scripted run on models/cllm-tiny
 //   dotnet run --project samples/AgentDemo -- --chat       an interactive session with the agent
@@ -80,14 +80,19 @@ foreach (var question in questions)
     Console.WriteLine("\n");
 }
 
-// The same questions, autoregressively: one token per forward pass, and (Jacobi is lossless) the same answers.
-Console.WriteLine("== The agent again, autoregressive decoding ==");
+// The same questions, autoregressively (one token per forward pass) and with lookahead (Jacobi plus an n-gram
+// pool): both lossless, so the answers must be Jacobi's.
 tools.OnCall = null;
-var ar = new ChatClientAgentRunOptions(new ChatOptions { AdditionalProperties = new() { [CllmChatClient.DecoderKey] = "ar" } });
-for (int i = 0; i < questions.Length; i++)
+foreach (var decoder in new[] { "ar", "lookahead" })
 {
-    var answer = (await agent.RunAsync(questions[i], options: ar)).Text;
-    Console.WriteLine($"Q: {questions[i]}\nA: {answer}{(answer == jacobiAnswers[i] ? "   (same as Jacobi)" : "   (differs from Jacobi)")}");
+    Console.WriteLine($"== The agent again, {(decoder == "ar" ? "autoregressive" : "lookahead")} decoding ==");
+    var run = new ChatClientAgentRunOptions(new ChatOptions { AdditionalProperties = new() { [CllmChatClient.DecoderKey] = decoder } });
+    for (int i = 0; i < questions.Length; i++)
+    {
+        var answer = (await agent.RunAsync(questions[i], options: run)).Text;
+        Console.WriteLine($"Q: {questions[i]}\nA: {answer}{(answer == jacobiAnswers[i] ? "   (same as Jacobi)" : "   (differs from Jacobi)")}");
+    }
+    Console.WriteLine();
 }
 
 Console.WriteLine($"\nModel calls of the agent runs, {questions.Length} questions each:");
