@@ -28,9 +28,13 @@ static class EvalCommand
         var threads = CliOptions.Threads();
         var json = CliOptions.Json();
         var decoding = new CliOptions.Decoding();
+        var poolPerRequest = new Option<bool>("--pool-per-request")
+        {
+            Description = "Lookahead starts every prompt with an empty n-gram pool (default: the engine keeps it across prompts).",
+        };
         var command = new Command("eval", "Accuracy and speed of decoders on held-out prompts.")
         {
-            model, prompts, decoders, block, guess, maxTokens, limit, dtype, threads, json,
+            model, prompts, decoders, block, guess, maxTokens, limit, dtype, threads, json, poolPerRequest,
         };
         decoding.AddTo(command);
         command.SetAction(parse => CliOptions.Guard(() =>
@@ -40,6 +44,7 @@ static class EvalCommand
             using var engine = CllmEngine.Load(parse.GetValue(model)!, new EngineOptions
             {
                 DType = CliOptions.ParseDType(parse.GetValue(dtype)!), Threads = parse.GetValue(threads),
+                KeepNgramPool = !parse.GetValue(poolPerRequest),
             });
             var items = CorpusWriter.ReadPrompts(parse.GetValue(prompts)!).Take(parse.GetValue(limit) ?? int.MaxValue).ToList();
             var results = kinds.ToDictionary(k => k, _ => new List<(string Domain, bool Correct, int[] Tokens, DecodingStats Stats, double Seconds)>());
@@ -96,6 +101,7 @@ static class EvalCommand
                 ["model"] = parse.GetValue(model), ["prompts"] = items.Count, ["block"] = parse.GetValue(block),
                 ["ngram"] = parse.GetValue(decoding.NgramSize), ["ngrams_per_key"] = parse.GetValue(decoding.NgramsPerKey),
                 ["temperature"] = parse.GetValue(decoding.Temperature),
+                ["ngram_pool"] = parse.GetValue(poolPerRequest) ? "per request" : "kept across prompts",
                 ["dtype"] = engine.Options.DType.ToString().ToLowerInvariant(), ["threads"] = TorchSharp.torch.get_num_threads(),
                 ["decoders"] = rows,
             };
