@@ -36,6 +36,27 @@ public sealed class RegistrationTests
     }
 
     [Fact]
+    public async Task LookaheadAndItsPoolSettingsBindFromConfiguration()
+    {
+        var config = Config(("Cllm:ModelPath", TestModels.Random), ("Cllm:Decoder", "Lookahead"), ("Cllm:NgramSize", "3"),
+            ("Cllm:NgramsPerKey", "2"), ("Cllm:KeepNgramPool", "false"), ("Cllm:MaxOutputTokens", "12"), ("Cllm:ChatFormat", "cllm"));
+        var services = new ServiceCollection();
+        services.AddCllmChatClient(config.GetSection("Cllm"));
+        await using var provider = services.BuildServiceProvider();
+        var cllm = provider.GetRequiredService<IChatClient>().GetService<CllmChatClient>()!;
+        var options = cllm.GetService<CllmChatClientOptions>()!;
+        Assert.Equal(Decoding.DecoderKind.Lookahead, options.Decoder);
+        Assert.Equal((3, 2, false), (options.NgramSize, options.NgramsPerKey, options.KeepNgramPool));
+        Assert.False(cllm.Engine.Options.KeepNgramPool);
+
+        // Lossless: the lookahead answer is the autoregressive one.
+        var lookahead = await cllm.GetResponseAsync("hello");
+        var ar = await cllm.GetResponseAsync("hello", new ChatOptions { AdditionalProperties = new() { [CllmChatClient.DecoderKey] = "ar" } });
+        Assert.Equal(ar.Text, lookahead.Text);
+        Assert.Equal(12, lookahead.Usage!.OutputTokenCount);
+    }
+
+    [Fact]
     public async Task KeyedClientsAreSeparate()
     {
         var services = new ServiceCollection();
