@@ -14,6 +14,7 @@ static class Report
         accepted_histogram = s.AcceptedHistogram(),
         fast_forwarded_tokens = s.FastForwardedTokens,
         stationary_tokens = s.StationaryTokens,
+        pooled_tokens = s.PooledTokens,
         prefill_ms = Math.Round(s.PrefillTime.TotalMilliseconds, 2),
         decode_ms = Math.Round(s.DecodeTime.TotalMilliseconds, 2),
         decode_tokens_per_second = Math.Round(s.DecodeTokensPerSecond, 2),

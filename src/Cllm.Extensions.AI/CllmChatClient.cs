@@ -39,7 +39,8 @@ public sealed partial class CllmChatClient : IChatClient
         NgramSizeKey = "cllm.ngram_size", NgramsPerKeyKey = "cllm.ngrams_per_key";
 
     /// <summary>UsageDetails.AdditionalCounts keys.</summary>
-    public const string ForwardPassesCount = "cllm.forward_passes", FastForwardedTokensCount = "cllm.fast_forwarded_tokens";
+    public const string ForwardPassesCount = "cllm.forward_passes", FastForwardedTokensCount = "cllm.fast_forwarded_tokens",
+        PooledTokensCount = "cllm.pooled_tokens";
 
     static readonly ActivitySource s_activitySource = new(TelemetrySourceName);
     static readonly Meter s_meter = new(TelemetrySourceName);
@@ -164,7 +165,11 @@ public sealed partial class CllmChatClient : IChatClient
             InputTokenCount = request.PromptIds.Length,
             OutputTokenCount = stats.GeneratedTokens,
             TotalTokenCount = request.PromptIds.Length + stats.GeneratedTokens,
-            AdditionalCounts = new() { [ForwardPassesCount] = stats.ForwardPasses, [FastForwardedTokensCount] = stats.FastForwardedTokens },
+            AdditionalCounts = new()
+            {
+                [ForwardPassesCount] = stats.ForwardPasses, [FastForwardedTokensCount] = stats.FastForwardedTokens,
+                [PooledTokensCount] = stats.PooledTokens,
+            },
         };
         final.Add(new UsageContent(usage));
         var finishReason = calls.Count > 0 ? ChatFinishReason.ToolCalls

@@ -54,6 +54,7 @@ public sealed class RegistrationTests
         var ar = await cllm.GetResponseAsync("hello", new ChatOptions { AdditionalProperties = new() { [CllmChatClient.DecoderKey] = "ar" } });
         Assert.Equal(ar.Text, lookahead.Text);
         Assert.Equal(12, lookahead.Usage!.OutputTokenCount);
+        Assert.True(lookahead.Usage.AdditionalCounts!.ContainsKey(CllmChatClient.PooledTokensCount));
     }
 
     [Fact]
