@@ -89,9 +89,8 @@ static class EvalCommand
                 };
                 if (ar is not null)
                 {
-                    // Sampled runs of different decoders are different draws: agreement means something only greedy.
-                    if (parse.GetValue(decoding.Temperature) == 0)
-                        row["same_as_ar_percent"] = Math.Round(100.0 * r.Zip(ar).Count(x => x.First.Tokens.SequenceEqual(x.Second.Tokens)) / r.Count, 1);
+                    // Greedy or sampled (every decoder draws token i with the same seeded u_i), the tokens must be AR's.
+                    row["same_as_ar_percent"] = Math.Round(100.0 * r.Zip(ar).Count(x => x.First.Tokens.SequenceEqual(x.Second.Tokens)) / r.Count, 1);
                     row["speedup_vs_ar"] = Math.Round(ar.Sum(x => x.Seconds) / r.Sum(x => x.Seconds) * r.Sum(x => x.Stats.GeneratedTokens) / ar.Sum(x => x.Stats.GeneratedTokens), 3);
                 }
                 return row;

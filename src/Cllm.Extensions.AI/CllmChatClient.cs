@@ -20,8 +20,9 @@ namespace Cllm.Extensions.AI;
 /// pass with every token that pass made final (several with Jacobi decoding). Tool calls in the model's
 /// format become <see cref="FunctionCallContent"/>, so <c>UseFunctionInvocation</c>, Semantic Kernel and
 /// agents run them. Requests queue on the engine (one at a time); cancellation stops within one pass.
-/// Temperature, TopP, TopK and Seed sample exactly with every decoder (Jacobi and lookahead accept guesses by
-/// speculative sampling, so the text follows the model's distribution).
+/// Temperature, TopP, TopK and Seed sample exactly with every decoder: the i-th new token is an inverse-CDF draw
+/// with a uniform fixed by the seed and i, and Jacobi or lookahead accept a guess only when that draw lands on it,
+/// so with the same seed every decoder gives the same text, which follows the model's distribution.
 /// Cllm's own knobs per request: <c>ChatOptions.AdditionalProperties</c> with <see cref="DecoderKey"/> ("jacobi",
 /// "lookahead" or "ar"), <see cref="BlockSizeKey"/>, <see cref="InitialGuessKey"/>, <see cref="NgramSizeKey"/> and
 /// <see cref="NgramsPerKeyKey"/>, or a
@@ -389,8 +390,8 @@ public sealed partial class CllmChatClient : IChatClient
     {
         DecoderKind kind => kind,
         string s when s.Equals("ar", StringComparison.OrdinalIgnoreCase) => DecoderKind.Autoregressive,
-        string s => Enum.Parse<DecoderKind>(s, ignoreCase: true),
-        var other => throw new FormatException($"expected \"jacobi\" or \"ar\", got {other}"),
+        string s when Enum.TryParse<DecoderKind>(s, ignoreCase: true, out var kind) && Enum.IsDefined(kind) && !int.TryParse(s, out _) => kind,
+        var other => throw new FormatException($"expected \"jacobi\", \"lookahead\" or \"ar\", got {other}"),
     };
 
     /// <summary>

@@ -22,7 +22,9 @@ public sealed record EngineOptions
     /// <summary>Intra-op threads for TorchSharp (process-wide). Default: TorchSharp's own choice.</summary>
     public int? Threads { get; init; }
     /// <summary>Lookahead keeps its n-gram pool from request to request, so later requests reuse the text of earlier
-    /// ones as drafts (outputs are unchanged; only speed differs). False starts each request from its own prompt.</summary>
+    /// ones as drafts (outputs are unchanged; only speed differs). Set false when requests come from users who must
+    /// not learn anything about each other: a request's speed (and its pooled-token count) shows whether its text
+    /// followed text another request wrote. False starts each request from its own prompt.</summary>
     public bool KeepNgramPool { get; init; } = true;
 }
 
@@ -35,7 +37,7 @@ public sealed class CllmEngine : IDisposable
     readonly SemaphoreSlim _gate = new(1, 1);
     readonly KvCache _cache;
     readonly bool _ownsModel;
-    NgramPool? _pool; // lookahead's, kept across requests (guarded by _gate)
+    NgramPool? _pool; // lookahead's, kept across requests (used under _gate; ClearNgramPool just drops it)
     bool _disposed;
 
     public CllmEngine(Transformer model, TextTokenizer tokenizer, EngineOptions? options = null, bool ownsModel = false)
@@ -87,13 +89,8 @@ public sealed class CllmEngine : IDisposable
     public int ContextLength => _cache.Capacity;
 
     /// <summary>Forgets lookahead's n-grams (for example between users who should not share drafts, or to measure
-    /// a cold start).</summary>
-    public void ClearNgramPool()
-    {
-        _gate.Wait();
-        try { _pool?.Clear(); }
-        finally { _gate.Release(); }
-    }
+    /// a cold start). Safe at any time, also while a request runs: that request keeps its pool, the next starts empty.</summary>
+    public void ClearNgramPool() => Volatile.Write(ref _pool, null);
 
     /// <summary>EOS ids from config.json, else from the tokenizer.</summary>
     public IReadOnlyCollection<int> EosIds => Config.EosTokenIds.Count > 0 ? Config.EosTokenIds : Tokenizer.EosIds;
@@ -120,9 +117,9 @@ public sealed class CllmEngine : IDisposable
             NgramPool? pool = null;
             if (options.Decoder == DecoderKind.Lookahead && Options.KeepNgramPool)
             {
-                if (_pool is null || _pool.N != options.NgramSize || _pool.PerKey != options.NgramsPerKey)
-                    _pool = new NgramPool(options.NgramSize, options.NgramsPerKey);
-                pool = _pool;
+                pool = Volatile.Read(ref _pool);
+                if (pool is null || pool.N != options.NgramSize || pool.PerKey != options.NgramsPerKey)
+                    Volatile.Write(ref _pool, pool = new NgramPool(options.NgramSize, options.NgramsPerKey));
             }
             foreach (var chunk in Decoder.Generate(Model, _cache, prompt, options, stats, EosIds, cancellationToken, pool))
                 yield return chunk;

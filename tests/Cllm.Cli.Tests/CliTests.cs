@@ -61,6 +61,13 @@ public sealed class CliTests : IDisposable
         Assert.Equal("4/4", rows[1].GetProperty("same_tokens_as_ar").GetString());
         Assert.Equal("4/4", rows[2].GetProperty("same_tokens_as_ar").GetString());
         Assert.Equal(1.0, rows[0].GetProperty("speed_ratio_to_ar").GetDouble());
+
+        // Sampling: with the same seed every decoder draws AR's tokens, and bench checks it.
+        (benchCode, benchOut, benchErr) = Cllm("bench", "--model", _folder, "--decoders", "ar,lookahead", "--max-tokens", "16",
+            "--runs", "1", "--temperature", "0.8", "--json");
+        Assert.True(benchCode == 0, benchErr);
+        using var sampledBench = JsonDocument.Parse(benchOut);
+        Assert.Equal("4/4", sampledBench.RootElement.GetProperty("decoders")[1].GetProperty("same_tokens_as_ar").GetString());
     }
 
     [Fact]

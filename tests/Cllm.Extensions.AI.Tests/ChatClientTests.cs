@@ -188,6 +188,11 @@ public sealed class ChatClientTests : IDisposable
             AdditionalProperties = new() { [CllmChatClient.DecoderKey] = "lookahead", [CllmChatClient.NgramSizeKey] = 1 },
         }));
         Assert.Contains("NgramSize", bad.Message);
+        var unknown = await Assert.ThrowsAsync<ArgumentException>(() => _client.GetResponseAsync(Ask("hi"), new ChatOptions
+        {
+            AdditionalProperties = new() { [CllmChatClient.DecoderKey] = "7" },
+        }));
+        Assert.Contains("lookahead", unknown.Message);
     }
 
     [Fact]

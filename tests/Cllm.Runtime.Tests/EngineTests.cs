@@ -58,6 +58,14 @@ public sealed class EngineTests : IDisposable
 
         engine.ClearNgramPool();
         Assert.Equal(cold.Stats.ForwardPasses, engine.GenerateText(prompt, options).Stats.ForwardPasses);
+        // Clearing while a request runs neither blocks nor disturbs it.
+        var streamed = new List<int>();
+        foreach (var chunk in engine.Generate(engine.Tokenizer.Encode(prompt), options))
+        {
+            streamed.AddRange(chunk.Tokens);
+            engine.ClearNgramPool();
+        }
+        Assert.Equal(ar.Tokens, streamed);
         // Another N or G starts a new pool rather than mixing n-gram sizes.
         Assert.Equal(ar.Tokens, engine.GenerateText(prompt, options with { NgramSize = 3, NgramsPerKey = 2 }).Tokens);
 

@@ -64,11 +64,6 @@ static class JacobiDecoder
             // Keep the cache entries of the root and the accepted draft tokens, in order.
             if (winner > 0) cache.Move(start + verifier.Row(winner, 0), start + 1, k);
             cache.Truncate(start + 1 + k);
-            run.Stats.FastForwardedTokens += k;
-            if (winner > 0) run.Stats.PooledTokens += k;
-            else
-                for (var i = 0; i < k; i++)
-                    if (ages[i] >= 2) run.Stats.StationaryTokens++;
 
             // The Jacobi outputs after the accepted ones are the next guesses for their slots (rows 0..m are the
             // root and the guesses, so output i is the guess for the slot of guess i).
@@ -80,11 +75,19 @@ static class JacobiDecoder
                 nextGuesses.Add(output);
                 nextAges.Add(output == guesses[i] ? ages[i] + 1 : 1);
             }
+            var verifiedAges = ages;
             (guesses, ages) = (nextGuesses, nextAges);
             next = final[^1];
 
             var before = run.Context.Count;
             emitted = run.Accept(final);
+            // Drafted tokens that were emitted (a stop token or MaxNewTokens may cut the pass short).
+            var kept = Math.Min(k, emitted.Length - 1);
+            run.Stats.FastForwardedTokens += kept;
+            if (winner > 0) run.Stats.PooledTokens += kept;
+            else
+                for (var i = 0; i < kept; i++)
+                    if (verifiedAges[i] >= 2) run.Stats.StationaryTokens++;
             if (pool is not null)
             {
                 pool.AddWhereRoom([next, .. guesses]);

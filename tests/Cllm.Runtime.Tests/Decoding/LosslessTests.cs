@@ -105,6 +105,8 @@ public sealed class LosslessTests(ITestOutputHelper output)
             var stopped = Run(model, cache, prompt, new GenerationOptions { Decoder = decoder, MaxNewTokens = 40, StopTokenIds = [stop] }, out var stats);
             Assert.Equal(free.Take(cut), stopped);
             Assert.Equal(FinishReason.Stop, stats.FinishReason);
+            // Counters count only emitted tokens, also when the stop cut a pass short.
+            Assert.Equal(stats.GeneratedTokens - stats.ForwardPasses, stats.FastForwardedTokens);
         }
     }
 
