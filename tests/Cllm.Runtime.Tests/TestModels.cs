@@ -1,3 +1,4 @@
+using Cllm.Decoding;
 using Cllm.Model;
 using Cllm.Native;
 using static TorchSharp.torch;
@@ -47,5 +48,12 @@ static class TestModels
     {
         var random = new Random(seed);
         return Enumerable.Range(0, length).Select(_ => random.Next(3, vocab)).ToArray();
+    }
+
+    /// <summary>Every token a request generates (no stop ids), with its stats.</summary>
+    public static int[] Generate(Transformer model, KvCache cache, int[] prompt, GenerationOptions options, out DecodingStats stats)
+    {
+        stats = new DecodingStats();
+        return Decoder.Generate(model, cache, prompt, options, stats, []).SelectMany(c => c.Tokens).ToArray();
     }
 }

@@ -26,6 +26,7 @@ static class JacobiDecoder
         var guessRandom = new Random(unchecked((int)(options.Seed ?? 0)));
         var sampler = new Sampler(options);
 
+        // Prefill: the prompt, no drafts; only the last position's output matters.
         var first = Verify(model, cache, run.Context.ToArray(), 0, new DraftVerifier(0, []), sampler, firstIndex: 0, prefill: true);
         var next = first.Tokens[0];
         var emitted = run.Accept([next]);
@@ -106,10 +107,10 @@ static class JacobiDecoder
         return Decoder.Pass(model, cache, tokens, start, lastOnly: prefill, logits =>
         {
             var argmax = Decoder.Argmax(logits);
-            var chosen = sampler.Greedy ? argmax : sampler.Choose(logits, prefill ? [firstIndex] : [.. verifier.Depths.Select(d => firstIndex + d)]);
+            var chosen = sampler.Greedy ? argmax : sampler.Choose(logits, [.. verifier.Depths.Select(d => firstIndex + d)]);
             var (final, draft, accepted) = verifier.Walk(chosen);
             return new Verified(final, draft, accepted, argmax);
-        }, prefill ? null : verifier.Layout);
+        }, verifier.Layout);
     }
 
     static void NewBlock(Run run, int count, List<int> guesses, List<int> ages, Random random)

@@ -26,10 +26,10 @@ public sealed class LosslessTests(ITestOutputHelper output)
                 for (var p = 0; p < 3; p++)
                 {
                     var prompt = TestModels.RandomPrompt(model.Config.VocabSize, 4 + 13 * p, seed * 100 + p);
-                    var ar = Run(model, cache, prompt, new GenerationOptions { Decoder = DecoderKind.Autoregressive, MaxNewTokens = 64 }, out _);
+                    var ar = TestModels.Generate(model, cache, prompt, new GenerationOptions { Decoder = DecoderKind.Autoregressive, MaxNewTokens = 64 }, out _);
                     foreach (var (block, guess) in new[] { (16, JacobiGuess.RandomFromContext), (5, JacobiGuess.PromptLookup) })
                     {
-                        var jacobi = Run(model, cache, prompt, new GenerationOptions
+                        var jacobi = TestModels.Generate(model, cache, prompt, new GenerationOptions
                         {
                             Decoder = DecoderKind.Jacobi, MaxNewTokens = 64, BlockSize = block, InitialGuess = guess, Seed = seed,
                         }, out var stats);
@@ -68,10 +68,10 @@ public sealed class LosslessTests(ITestOutputHelper output)
                     var prompt = p < 2
                         ? TestModels.RandomPrompt(model.Config.VocabSize, 5 + 17 * p, seed * 10 + p)
                         : [.. Enumerable.Repeat(TestModels.RandomPrompt(model.Config.VocabSize, 7, seed), 4).SelectMany(x => x)];
-                    var ar = Run(model, cache, prompt, new GenerationOptions { Decoder = DecoderKind.Autoregressive, MaxNewTokens = 64 }, out _);
+                    var ar = TestModels.Generate(model, cache, prompt, new GenerationOptions { Decoder = DecoderKind.Autoregressive, MaxNewTokens = 64 }, out _);
                     foreach (var (block, n, g) in new[] { (16, 4, 4), (4, 3, 8), (2, 6, 2) })
                     {
-                        var lookahead = Run(model, cache, prompt, new GenerationOptions
+                        var lookahead = TestModels.Generate(model, cache, prompt, new GenerationOptions
                         {
                             Decoder = DecoderKind.Lookahead, MaxNewTokens = 64, BlockSize = block, NgramSize = n, NgramsPerKey = g, Seed = seed,
                         }, out var stats);
@@ -97,12 +97,12 @@ public sealed class LosslessTests(ITestOutputHelper output)
         using var model = TestModels.Create("mha", 4);
         using var cache = new KvCache(model.Config, 256, model.DType, model.Device);
         var prompt = TestModels.RandomPrompt(model.Config.VocabSize, 10, 9);
-        var free = Run(model, cache, prompt, new GenerationOptions { Decoder = DecoderKind.Autoregressive, MaxNewTokens = 40 }, out _);
+        var free = TestModels.Generate(model, cache, prompt, new GenerationOptions { Decoder = DecoderKind.Autoregressive, MaxNewTokens = 40 }, out _);
         var stop = free[17];
         var cut = Array.IndexOf(free, stop) + 1;
         foreach (var decoder in Enum.GetValues<DecoderKind>())
         {
-            var stopped = Run(model, cache, prompt, new GenerationOptions { Decoder = decoder, MaxNewTokens = 40, StopTokenIds = [stop] }, out var stats);
+            var stopped = TestModels.Generate(model, cache, prompt, new GenerationOptions { Decoder = decoder, MaxNewTokens = 40, StopTokenIds = [stop] }, out var stats);
             Assert.Equal(free.Take(cut), stopped);
             Assert.Equal(FinishReason.Stop, stats.FinishReason);
             // Counters count only emitted tokens, also when the stop cut a pass short.
@@ -118,11 +118,11 @@ public sealed class LosslessTests(ITestOutputHelper output)
         var prompt = TestModels.RandomPrompt(model.Config.VocabSize, 30, 9);
         foreach (var decoder in Enum.GetValues<DecoderKind>())
         {
-            var tokens = Run(model, cache, prompt, new GenerationOptions { Decoder = decoder, MaxNewTokens = 7 }, out var stats);
+            var tokens = TestModels.Generate(model, cache, prompt, new GenerationOptions { Decoder = decoder, MaxNewTokens = 7 }, out var stats);
             Assert.Equal(7, tokens.Length);
             Assert.Equal(FinishReason.Length, stats.FinishReason);
             // 30 prompt + 11 new would need 41 positions; the last token needs no cache entry, so 11 fit.
-            tokens = Run(model, cache, prompt, new GenerationOptions { Decoder = decoder, MaxNewTokens = 100 }, out stats);
+            tokens = TestModels.Generate(model, cache, prompt, new GenerationOptions { Decoder = decoder, MaxNewTokens = 100 }, out stats);
             Assert.Equal(11, tokens.Length);
             Assert.Equal(FinishReason.Length, stats.FinishReason);
         }
@@ -149,7 +149,7 @@ public sealed class LosslessTests(ITestOutputHelper output)
         Assert.Equal(3, stats.ForwardPasses);
         Assert.Equal(stats.GeneratedTokens, received);
 
-        var full = Run(model, cache, prompt, new GenerationOptions { MaxNewTokens = 20 }, out var s2);
+        var full = TestModels.Generate(model, cache, prompt, new GenerationOptions { MaxNewTokens = 20 }, out var s2);
         Assert.Equal(20, full.Length);
         Assert.Equal(FinishReason.Length, s2.FinishReason);
     }
@@ -164,15 +164,15 @@ public sealed class LosslessTests(ITestOutputHelper output)
         {
             Decoder = DecoderKind.Autoregressive, MaxNewTokens = 32, Temperature = 1.5f, TopP = 0.95f, TopK = 50, Seed = seed,
         };
-        var a = Run(model, cache, prompt, Sampling(1), out _);
-        var b = Run(model, cache, prompt, Sampling(1), out _);
-        var c = Run(model, cache, prompt, Sampling(2), out _);
-        var greedy = Run(model, cache, prompt, new GenerationOptions { Decoder = DecoderKind.Autoregressive, MaxNewTokens = 32 }, out _);
+        var a = TestModels.Generate(model, cache, prompt, Sampling(1), out _);
+        var b = TestModels.Generate(model, cache, prompt, Sampling(1), out _);
+        var c = TestModels.Generate(model, cache, prompt, Sampling(2), out _);
+        var greedy = TestModels.Generate(model, cache, prompt, new GenerationOptions { Decoder = DecoderKind.Autoregressive, MaxNewTokens = 32 }, out _);
         Assert.Equal(a, b);
         Assert.NotEqual(a, c);
         Assert.NotEqual(a, greedy);
         // top-k 1 is greedy whatever the temperature.
-        var topOne = Run(model, cache, prompt, Sampling(3) with { TopK = 1 }, out _);
+        var topOne = TestModels.Generate(model, cache, prompt, Sampling(3) with { TopK = 1 }, out _);
         Assert.Equal(greedy, topOne);
     }
 
@@ -183,10 +183,10 @@ public sealed class LosslessTests(ITestOutputHelper output)
         using var cache = new KvCache(model.Config, 256, model.DType, model.Device);
         // A repetitive prompt: prompt lookup guesses well once the model starts repeating.
         var prompt = TestModels.RandomPrompt(model.Config.VocabSize, 12, 4);
-        Run(model, cache, prompt, new GenerationOptions { Decoder = DecoderKind.Autoregressive, MaxNewTokens = 50 }, out var ar);
+        TestModels.Generate(model, cache, prompt, new GenerationOptions { Decoder = DecoderKind.Autoregressive, MaxNewTokens = 50 }, out var ar);
         Assert.Equal(50, ar.ForwardPasses);
         Assert.Equal(1.0, ar.TokensPerPass);
-        Run(model, cache, prompt, new GenerationOptions { MaxNewTokens = 50, InitialGuess = JacobiGuess.PromptLookup }, out var jacobi);
+        TestModels.Generate(model, cache, prompt, new GenerationOptions { MaxNewTokens = 50, InitialGuess = JacobiGuess.PromptLookup }, out var jacobi);
         Assert.Equal(50, jacobi.GeneratedTokens);
         Assert.Equal(jacobi.ForwardPasses, jacobi.AcceptedPerPass.Count);
         Assert.Equal(50, jacobi.AcceptedPerPass.Sum());
@@ -195,11 +195,5 @@ public sealed class LosslessTests(ITestOutputHelper output)
         Assert.Equal(jacobi.ForwardPasses, jacobi.AcceptedHistogram().Sum());
         output.WriteLine($"jacobi: {jacobi.ForwardPasses} passes, histogram [{string.Join(",", jacobi.AcceptedHistogram())}], " +
                          $"fast-forwarded {jacobi.FastForwardedTokens}, stationary {jacobi.StationaryTokens}");
-    }
-
-    static int[] Run(Transformer model, KvCache cache, int[] prompt, GenerationOptions options, out DecodingStats stats)
-    {
-        stats = new DecodingStats();
-        return Decoder.Generate(model, cache, prompt, options, stats, NoStop).SelectMany(c => c.Tokens).ToArray();
     }
 }

@@ -11,7 +11,6 @@ namespace Cllm.Tests.Decoding;
 public sealed class SamplingTests(ITestOutputHelper output)
 {
     const int Vocab = 8, Samples = 2000;
-    static readonly int[] NoStop = [];
     static readonly int[] Prompt = LoopPrompt();
 
     /// <summary>The micro model's own greedy loop: its likely continuations then repeat the prompt, so prompt-lookup
@@ -20,9 +19,7 @@ public sealed class SamplingTests(ITestOutputHelper output)
     {
         using var model = MicroModel();
         using var cache = new KvCache(model.Config, 64, model.DType, model.Device);
-        var tokens = Decoder.Generate(model, cache, [1, 5, 2], new GenerationOptions { Decoder = DecoderKind.Autoregressive, MaxNewTokens = 40 },
-            new DecodingStats(), NoStop).SelectMany(c => c.Tokens).ToArray();
-        return tokens[^10..];
+        return TestModels.Generate(model, cache, [1, 5, 2], new GenerationOptions { Decoder = DecoderKind.Autoregressive, MaxNewTokens = 40 }, out _)[^10..];
     }
 
     /// <summary>A micro model with an 8-token vocabulary, so the exact joint distribution of the first four new
@@ -57,8 +54,7 @@ public sealed class SamplingTests(ITestOutputHelper output)
         int fastForwarded = 0, partial = 0;
         for (var seed = 1; seed <= Samples; seed++)
         {
-            var stats = new DecodingStats();
-            var tokens = Decoder.Generate(model, cache, Prompt, options with { Seed = seed }, stats, NoStop).SelectMany(c => c.Tokens).ToArray();
+            var tokens = TestModels.Generate(model, cache, Prompt, options with { Seed = seed }, out var stats);
             Assert.Equal(4, tokens.Length);
             counts[((tokens[0] * Vocab + tokens[1]) * Vocab + tokens[2]) * Vocab + tokens[3]]++;
             fastForwarded += stats.FastForwardedTokens;
@@ -98,10 +94,10 @@ public sealed class SamplingTests(ITestOutputHelper output)
                 {
                     var prompt = TestModels.RandomPrompt(model.Config.VocabSize, 6 + 11 * p, seed * 10 + p);
                     var sampling = new GenerationOptions { MaxNewTokens = 48, Temperature = 0.6f + 0.4f * p, TopP = 0.95f, Seed = 100 + seed * 10 + p };
-                    var ar = Run(model, cache, prompt, sampling with { Decoder = DecoderKind.Autoregressive }, out _);
+                    var ar = TestModels.Generate(model, cache, prompt, sampling with { Decoder = DecoderKind.Autoregressive }, out _);
                     foreach (var decoder in new[] { DecoderKind.Jacobi, DecoderKind.Lookahead })
                     {
-                        var other = Run(model, cache, prompt, sampling with { Decoder = decoder, BlockSize = 8, NgramSize = 3 }, out var stats);
+                        var other = TestModels.Generate(model, cache, prompt, sampling with { Decoder = decoder, BlockSize = 8, NgramSize = 3 }, out var stats);
                         cases++;
                         tokens += stats.GeneratedTokens;
                         passes += stats.ForwardPasses;
@@ -124,16 +120,16 @@ public sealed class SamplingTests(ITestOutputHelper output)
         using var cache = new KvCache(model.Config, 256, model.DType, model.Device);
         var prompt = TestModels.RandomPrompt(model.Config.VocabSize, 8, 2);
         GenerationOptions Sampling(long seed) => new() { Decoder = decoder, MaxNewTokens = 40, Temperature = 0.8f, TopP = 0.95f, Seed = seed };
-        var a = Run(model, cache, prompt, Sampling(1), out _);
-        var b = Run(model, cache, prompt, Sampling(1), out _);
-        var c = Run(model, cache, prompt, Sampling(2), out _);
-        var greedy = Run(model, cache, prompt, new GenerationOptions { Decoder = decoder, MaxNewTokens = 40 }, out _);
+        var a = TestModels.Generate(model, cache, prompt, Sampling(1), out _);
+        var b = TestModels.Generate(model, cache, prompt, Sampling(1), out _);
+        var c = TestModels.Generate(model, cache, prompt, Sampling(2), out _);
+        var greedy = TestModels.Generate(model, cache, prompt, new GenerationOptions { Decoder = decoder, MaxNewTokens = 40 }, out _);
         Assert.Equal(a, b);
         Assert.NotEqual(a, c);
         Assert.NotEqual(a, greedy);
         Assert.Equal(40, a.Length);
         // top-k 1 is greedy whatever the temperature, so it must give the greedy tokens.
-        Assert.Equal(greedy, Run(model, cache, prompt, Sampling(3) with { TopK = 1 }, out _));
+        Assert.Equal(greedy, TestModels.Generate(model, cache, prompt, Sampling(3) with { TopK = 1 }, out _));
     }
 
     /// <summary>P(t1, t2, t3, t4) after the prompt, from one batched causal pass over all 512 three-token prefixes.</summary>
@@ -191,11 +187,5 @@ public sealed class SamplingTests(ITestOutputHelper output)
         const double z = 3.09;
         var a = 2.0 / (9 * dof);
         return dof * Math.Pow(1 - a + z * Math.Sqrt(a), 3);
-    }
-
-    static int[] Run(Transformer model, KvCache cache, int[] prompt, GenerationOptions options, out DecodingStats stats)
-    {
-        stats = new DecodingStats();
-        return Decoder.Generate(model, cache, prompt, options, stats, NoStop).SelectMany(c => c.Tokens).ToArray();
     }
 }
