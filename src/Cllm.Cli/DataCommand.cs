@@ -14,9 +14,10 @@ static class DataCommand
         var heldOut = new Option<int>("--held-out") { Description = "Held-out conversations (unseen slot values and phrasings).", DefaultValueFactory = _ => 300 };
         var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 1 };
         var mix = new Option<string?>("--mix") { Description = "Domain weights, e.g. sql=1,tool=1,math=1." };
+        var pseudoSlots = new Option<double>("--pseudo-slots") { Description = "Share of training sql/math name slots filled with made-up words, so a model must copy names (0 to 1).", DefaultValueFactory = _ => 0 };
         var command = new Command("data", "Write the synthetic task corpus: train.jsonl, train-prompts.jsonl, heldout-prompts.jsonl, tokenizer.txt.")
         {
-            output, train, heldOut, seed, mix,
+            output, train, heldOut, seed, mix, pseudoSlots,
         };
         command.SetAction(parse => CliOptions.Guard(() =>
         {
@@ -25,7 +26,7 @@ static class DataCommand
             var weights = parse.GetValue(mix) is { } text
                 ? text.Split(',').Select(p => p.Split('=')).ToDictionary(p => p[0].Trim(), p => double.Parse(p[1], System.Globalization.CultureInfo.InvariantCulture))
                 : null;
-            var generator = new TaskGenerator(parse.GetValue(seed));
+            var generator = new TaskGenerator(parse.GetValue(seed), parse.GetValue(pseudoSlots));
             var training = generator.Generate(parse.GetValue(train), Split.Train, weights).ToList();
             var held = new TaskGenerator(parse.GetValue(seed) + 1).Generate(parse.GetValue(heldOut), Split.HeldOut, weights).ToList();
             var examples = CorpusWriter.WriteExamples(Path.Combine(folder, "train.jsonl"), training);

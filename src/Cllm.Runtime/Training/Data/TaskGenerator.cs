@@ -27,10 +27,28 @@ public sealed record Conversation(string Domain, IReadOnlyList<ChatTurn> Turns, 
 /// index (template number % phrasing count) is used only by held-out tasks, the others only by training.</item>
 /// </list>
 /// A held-out task is thus a (template, phrasing) combination and slot values training never shows.
-/// Generation depends only on (seed, split, mix, count), never on earlier calls.
+/// Generation depends only on (seed, pseudo-slot rate, split, mix, count), never on earlier calls.
+/// <para>
+/// With a <c>pseudoSlotRate</c> above zero, that share of the city, customer, product, person and item values of
+/// training sql and math tasks are made-up words (see <see cref="PseudoWord"/>): a model cannot memorise those, so
+/// it has to learn to copy names from the question, which is what held-out values need. Tool tasks keep real values
+/// (their tools only know the store's), held-out tasks are unchanged, and a rate of 0 gives exactly the corpus of
+/// a generator without the option.
+/// </para>
 /// </remarks>
-public sealed class TaskGenerator(int seed)
+public sealed class TaskGenerator
 {
+    private readonly int _seed;
+    private readonly double _pseudoSlotRate;
+
+    public TaskGenerator(int seed, double pseudoSlotRate = 0)
+    {
+        if (!(pseudoSlotRate is >= 0 and <= 1))
+            throw new ArgumentOutOfRangeException(nameof(pseudoSlotRate), pseudoSlotRate, "The pseudo-slot rate is a share between 0 and 1.");
+        _seed = seed;
+        _pseudoSlotRate = pseudoSlotRate;
+    }
+
     public static IReadOnlyList<string> Domains { get; } = ["sql", "tool", "math"];
 
     /// <summary>The system turn of sql tasks; a host that wants text-to-SQL sends the same.</summary>
@@ -135,14 +153,14 @@ public sealed class TaskGenerator(int seed)
 
     private IEnumerable<Conversation> GenerateCore(int count, Split split, double[] weights)
     {
-        var rng = new Random(unchecked(seed * 2 + (int)split));
+        var rng = new Random(unchecked(_seed * 2 + (int)split));
         var vocab = SlotVocabularies;
         for (int i = 0; i < count; i++)
         {
             double r = rng.NextDouble() * weights.Sum();
             int domain = 0;
             while (domain < weights.Length - 1 && (r -= weights[domain]) >= 0) domain++;
-            var draw = new Draw(rng, split, vocab);
+            var draw = new Draw(rng, split, vocab, _pseudoSlotRate);
             yield return Domains[domain] switch
             {
                 "sql" => Sql(draw),
@@ -155,7 +173,7 @@ public sealed class TaskGenerator(int seed)
     private static Conversation Sql(Draw draw)
     {
         int t = draw.Rng.Next(SqlTasks.Length);
-        var slots = draw.SqlSlots();
+        var slots = draw.SqlSlots(allowPseudo: true);
         string sql = StoreDatabase.Form(SqlTasks[t].FormId).Format(slots);
         ChatTurn[] turns = [new("system", SqlSystemPrompt), new("user", Fill(draw.Phrasing(t, SqlTasks[t].Phrasings), slots)), new("assistant", sql)];
         return new Conversation("sql", turns, null, sql);
@@ -163,7 +181,7 @@ public sealed class TaskGenerator(int seed)
 
     private Conversation ToolUse(Draw draw)
     {
-        var slots = draw.SqlSlots();
+        var slots = draw.SqlSlots(allowPseudo: false);
         ToolCall call;
         string question;
         Func<JsonElement, string> answer;
@@ -219,8 +237,8 @@ public sealed class TaskGenerator(int seed)
         Dictionary<string, string> slots;
         string? result;
         do (slots, result) = TryWorkOut(task, draw); while (result is null);
-        slots["p"] = draw.Slot("person");
-        slots["item"] = draw.Slot("item");
+        slots["p"] = draw.Slot("person", allowPseudo: true);
+        slots["item"] = draw.Slot("item", allowPseudo: true);
         ChatTurn[] turns =
         [
             new("user", Fill(draw.Phrasing(200 + t, task.Phrasings), slots)),
@@ -245,12 +263,38 @@ public sealed class TaskGenerator(int seed)
         return (slots, result);
     }
 
+    private static readonly string[] Onsets = ["b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "br", "st", "tr", "kl", "sh"];
+    private static readonly string[] Vowels = ["a", "e", "i", "o", "u", "ai", "ou", "ea"];
+    private static readonly string[] Codas = ["", "", "", "n", "r", "l", "s", "m"];
+
+    /// <summary>A made-up lower-case word of two or three syllables, e.g. "brailo" or "tousven".</summary>
+    public static string PseudoWord(Random rng)
+    {
+        var word = new System.Text.StringBuilder();
+        for (int i = 0, count = rng.Next(2, 4); i < count; i++)
+            word.Append(Onsets[rng.Next(Onsets.Length)]).Append(Vowels[rng.Next(Vowels.Length)]).Append(Codas[rng.Next(Codas.Length)]);
+        return word.ToString();
+    }
+
+    private static string Capitalized(string word) => char.ToUpperInvariant(word[0]) + word[1..];
+
+    // Each slot's made-up values look like its real ones: one capitalised word for a city or a person, two for a
+    // customer or a product, a plural for an item.
+    private static readonly Dictionary<string, Func<Func<string>, string>> PseudoShapes = new()
+    {
+        ["city"] = word => Capitalized(word()),
+        ["person"] = word => Capitalized(word()),
+        ["customer"] = word => Capitalized(word()) + " " + Capitalized(word()),
+        ["product"] = word => Capitalized(word()) + " " + Capitalized(word()),
+        ["item"] = word => word() + "s",
+    };
+
     private static string Fill(string template, IReadOnlyDictionary<string, string> slots) => SqlForm.Fill(template, slots);
 
     private static ToolCall Call(ToolDefinition tool, object value) => new(tool.Name, new Dictionary<string, object?> { [tool.Parameters[0].Name] = value });
 
     /// <summary>Draws for one task, honouring the split's half of every slot list and phrasing list.</summary>
-    private sealed class Draw(Random rng, Split split, IReadOnlyDictionary<string, IReadOnlyList<string>> vocab)
+    private sealed class Draw(Random rng, Split split, IReadOnlyDictionary<string, IReadOnlyList<string>> vocab, double pseudoSlotRate)
     {
         public Random Rng => rng;
 
@@ -260,7 +304,20 @@ public sealed class TaskGenerator(int seed)
             return part[rng.Next(part.Count)];
         }
 
-        public string Slot(string name) => Pick(vocab[name]);
+        /// <summary>A value of the slot's split; in training, with the pseudo-slot rate, a made-up one of the slot's shape.</summary>
+        public string Slot(string name, bool allowPseudo = false)
+        {
+            // The rate test draws from the generator only when the option is on, so rate 0 leaves the corpus as it was.
+            if (allowPseudo && pseudoSlotRate > 0 && split == Split.Train && PseudoShapes.ContainsKey(name) && rng.NextDouble() < pseudoSlotRate)
+            {
+                string value;
+                do value = PseudoShapes[name](() => PseudoWord(rng));
+                while (vocab.Values.Any(list => list.Contains(value, StringComparer.OrdinalIgnoreCase)));
+                return value;
+            }
+
+            return Pick(vocab[name]);
+        }
 
         public int Number(int lo, int hi) => Pick(Enumerable.Range(lo, hi - lo + 1).ToList());
 
@@ -274,15 +331,15 @@ public sealed class TaskGenerator(int seed)
         }
 
         /// <summary>A value for every slot a SQL form or question may name (unused ones cost nothing).</summary>
-        public Dictionary<string, string> SqlSlots()
+        public Dictionary<string, string> SqlSlots(bool allowPseudo)
         {
             int month = Pick(Enumerable.Range(0, 12).ToList());
             return new Dictionary<string, string>
             {
-                ["city"] = Slot("city"),
+                ["city"] = Slot("city", allowPseudo),
                 ["category"] = Slot("category"),
-                ["customer"] = Slot("customer"),
-                ["product"] = Slot("product"),
+                ["customer"] = Slot("customer", allowPseudo),
+                ["product"] = Slot("product", allowPseudo),
                 ["status"] = Pick(StoreDatabase.Statuses, partitioned: false),
                 ["price"] = Pick(PriceLimits).ToString(CultureInfo.InvariantCulture),
                 ["n"] = Number(2, 11).ToString(CultureInfo.InvariantCulture),

@@ -65,6 +65,47 @@ public sealed class TaskGeneratorTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void PseudoSlotsReplaceAboutTheirShareOfTrainingNamesWithCopyableMadeUpWordsAndLeaveHeldOutAlone()
+    {
+        var plain = new TaskGenerator(7);
+        var pseudo = new TaskGenerator(7, pseudoSlotRate: 0.5);
+        Assert.Equal(plain.Generate(300, Split.Train).Select(Text), new TaskGenerator(7, 0).Generate(300, Split.Train).Select(Text));
+        Assert.Equal(plain.Generate(300, Split.HeldOut).Select(Text), pseudo.Generate(300, Split.HeldOut).Select(Text));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new TaskGenerator(7, 1.5));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new TaskGenerator(7, double.NaN));
+
+        var train = pseudo.Generate(3000, Split.Train).ToList();
+        var known = plain.SlotVocabularies.Values.SelectMany(v => v).ToHashSet(StringComparer.OrdinalIgnoreCase);
+        int quoted = 0, madeUp = 0;
+        foreach (var c in train.Where(c => c.Domain == "sql"))
+        {
+            string question = c.Turns.First(t => t.Role == "user").Content;
+            foreach (Match m in Regex.Matches(c.Answer, @"'([^']+)'"))
+            {
+                string value = m.Groups[1].Value;
+                if (value is "pending" or "shipped" or "delivered" || Regex.IsMatch(value, @"\d") || plain.SlotVocabularies["category"].Contains(value)) continue;
+                quoted++;
+                if (known.Contains(value)) continue;
+                madeUp++;
+                Assert.Contains(value, question); // the only way to write this SQL is to copy the name from the question
+                Assert.Matches(@"^[A-Z][a-z]+( [A-Z][a-z]+)?$", value);
+            }
+        }
+
+        double share = (double)madeUp / quoted;
+        output.WriteLine($"made-up names in training SQL: {madeUp} of {quoted} ({share:P1})");
+        Assert.InRange(share, 0.4, 0.6);
+
+        // Tool tasks keep the store's real values (their tools know no others), and held-out values stay out of training.
+        Assert.All(train.Where(c => c.Domain == "tool" && c.Turns[1].ToolCall!.Name == "get_weather"),
+            c => Assert.Contains(c.Turns[1].ToolCall!.Arguments["city"]!.ToString(), StoreDatabase.Cities));
+        string trainText = string.Join("\n", train.Select(Text));
+        foreach (var values in plain.SlotVocabularies.Values)
+            for (int i = 4; i < values.Count; i += 5)
+                Assert.DoesNotMatch($@"\b{Regex.Escape(values[i])}\b", trainText);
+    }
+
+    [Fact]
     public void HeldOutPhrasingsNeverOccurInTraining()
     {
         // A question's skeleton: its text with every slot value and number replaced by a placeholder.
