@@ -46,15 +46,15 @@ $cllm train --objective ar --data "$work/data/train.jsonl" --tokenizer "$work/to
   --out models/cllm-tiny-base --steps 3000 --batch 16 --lr 2e-3 --warmup 0.03 --weight-decay 0.1 --seed 1 \
   --metrics "$work/base-metrics.jsonl"
 
-# 4. Jacobi trajectories of the base model on the first 3000 training examples (both turns of tool round trips),
+# 4. Jacobi trajectories of the base model on the first 12,000 training examples (both turns of tool round trips),
 #    block after block, n = 16, augmented.
-$cllm collect --model models/cllm-tiny-base --prompts "$work/data/train.jsonl" --limit 3000 --block 16 \
+$cllm collect --model models/cllm-tiny-base --prompts "$work/data/train.jsonl" --limit 12000 --block 16 \
   --max-tokens 128 --augment --seed 1 --out "$work/trajectories.jsonl"
 
 # 5. Consistency training (global loss + AR loss on the teacher's output) from the base model.
 $cllm train --objective consistency --from models/cllm-tiny-base --trajectories "$work/trajectories.jsonl" \
-  --out models/cllm-tiny --loss global --ar-weight 10 --steps 2000 --batch 8 --lr 5e-4 --warmup 0.03 --weight-decay 0 \
-  --seed 1 --metrics "$work/cllm-metrics.jsonl"
+  --out models/cllm-tiny --loss global --ar-weight 10 --steps 4000 --batch 8 --lr 5e-4 --warmup 0.03 --weight-decay 0 \
+  --seed 1 --threads 1 --metrics "$work/cllm-metrics.jsonl"
 
 # 6. Evaluate both on the held-out prompts (AR and Jacobi interleaved in one run each).
 for model in cllm-tiny-base cllm-tiny; do
