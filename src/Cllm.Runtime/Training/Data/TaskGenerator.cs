@@ -308,10 +308,10 @@ public sealed class TaskGenerator
         public string Slot(string name, bool allowPseudo = false)
         {
             // The rate test draws from the generator only when the option is on, so rate 0 leaves the corpus as it was.
-            if (allowPseudo && pseudoSlotRate > 0 && split == Split.Train && PseudoShapes.ContainsKey(name) && rng.NextDouble() < pseudoSlotRate)
+            if (allowPseudo && pseudoSlotRate > 0 && split == Split.Train && PseudoShapes.TryGetValue(name, out var shape) && rng.NextDouble() < pseudoSlotRate)
             {
                 string value;
-                do value = PseudoShapes[name](() => PseudoWord(rng));
+                do value = shape(() => PseudoWord(rng));
                 while (vocab.Values.Any(list => list.Contains(value, StringComparer.OrdinalIgnoreCase)));
                 return value;
             }
