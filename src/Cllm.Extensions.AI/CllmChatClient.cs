@@ -11,7 +11,6 @@ using Cllm.Text;
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
-using KernelFunction = Microsoft.SemanticKernel.KernelFunction;
 
 namespace Cllm.Extensions.AI;
 
@@ -365,7 +364,13 @@ public sealed partial class CllmChatClient : IChatClient
                 $"Tool '{tool.Name}' is a {tool.GetType().Name}; a local model can only call functions (AIFunction)."));
         }
 
-        static string OwnName(AIFunctionDeclaration f) => f is KernelFunction k ? k.Name : f.Name;
+        // Semantic Kernel's functions carry a PluginName and expose "plugin_function" as the AIFunction name;
+        // read it by reflection so this package needs no Semantic Kernel reference.
+        static string OwnName(AIFunctionDeclaration f) =>
+            f.GetType().GetProperty("PluginName")?.GetValue(f) is string plugin && plugin.Length > 0
+                && f.Name.Length > plugin.Length + 1 && f.Name.StartsWith(plugin, StringComparison.Ordinal)
+                ? f.Name[(plugin.Length + 1)..]
+                : f.Name;
         return [.. functions.Select(f => new Tool(functions.Count(g => OwnName(g) == OwnName(f)) == 1 ? OwnName(f) : f.Name, f))];
     }
 
