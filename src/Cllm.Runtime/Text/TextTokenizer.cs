@@ -107,10 +107,9 @@ public sealed class TextTokenizer
             {
                 return FromHfJson(HfTokenizerJson.Read(jsonPath), config);
             }
-            catch (InvalidDataException ex) when (modelFiles.Count > 0)
+            catch (InvalidDataException) when (modelFiles.Count > 0)
             {
                 // A tokenizer.json we cannot run (e.g. a Unigram model) next to a tokenizer.model we can.
-                _ = ex;
             }
         }
 
@@ -272,20 +271,31 @@ public sealed class TextTokenizer
         var preTokenizer = new List<PreTokenizeStep>();
         if (dummyPrefix && !legacy)
         {
-            preTokenizer.Add((piece, section, output) =>
-                output.Add(section == 0 && !piece.StartsWith('\u2581') ? "\u2581" + piece : piece));
+            // SentencePiece's dummy prefix goes in front even when the text starts with a space.
+            preTokenizer.Add((piece, section, output) => output.Add(section == 0 ? "\u2581" + piece : piece));
         }
 
-        var decoder = new List<DecodeStep>
-        {
-            tokens => tokens.Select(t => t.Replace('\u2581', ' ')).ToList(),
-            HfTokenizerJson.ByteFallbackDecode,
-            tokens => [string.Concat(tokens)],
-        };
+        var controls = added.Select(a => a.Content).ToHashSet(StringComparer.Ordinal);
+        var decoder = new List<DecodeStep>();
         if (dummyPrefix)
         {
-            decoder.Add(tokens => tokens.Select(t => t.StartsWith(' ') ? t[1..] : t).ToList());
+            // As SentencePiece decodes: the dummy prefix comes off the first ordinary piece, whatever
+            // special tokens come before it.
+            decoder.Add(tokens =>
+            {
+                int first = tokens.FindIndex(t => !controls.Contains(t));
+                if (first >= 0 && tokens[first].StartsWith('\u2581'))
+                {
+                    tokens[first] = tokens[first][1..];
+                }
+
+                return tokens;
+            });
         }
+
+        decoder.Add(tokens => tokens.Select(t => controls.Contains(t) ? t : t.Replace('\u2581', ' ')).ToList());
+        decoder.Add(HfTokenizerJson.ByteFallbackDecode);
+        decoder.Add(tokens => [string.Concat(tokens)]);
 
         var pipeline = new TokenizerPipeline(model, added, Normalize, preTokenizer, null, null, decoder);
         int? Lookup(string? token) => token is null ? null : added.FirstOrDefault(a => a.Content == token)?.Id ?? (vocab.TryGetValue(token, out int v) ? v : null);
