@@ -63,7 +63,7 @@ public sealed class TokenizerReferenceTests(ITestOutputHelper output)
             if (c.RoundTrips)
             {
                 roundTripCases++;
-                string decoded = tokenizer.Decode(c.Ids);
+                string decoded = tokenizer.Decode(ids);
                 if (decoded == c.Text)
                 {
                     roundTrips++;
