@@ -106,6 +106,27 @@ public sealed class TokenizerReferenceTests(ITestOutputHelper output)
         Assert.Equal(1, tokenizer.BosId);
     }
 
+    /// <summary>LLaMA-3's ignore_merges: a word that is itself in the vocabulary is one id, whatever the merges make.</summary>
+    [Fact]
+    public void IgnoreMergesKeepsAWholeVocabularyWord()
+    {
+        using var folder = new TempFolder();
+        var tokenizer = LoadFamily("llama3.1", folder.Path);
+        Assert.Equal([tokenizer.TokenToId("\u0120mevcut")!.Value], tokenizer.Encode(" mevcut", addSpecial: false));
+    }
+
+    /// <summary>Pre-tokenizer patterns match by code point: an emoji between letters is not cut in half.</summary>
+    [Fact]
+    public void AstralCharactersSurviveCodePointSplitting()
+    {
+        using var folder = new TempFolder();
+        var tokenizer = LoadFamily("deepseek-v3", folder.Path);
+        foreach (string text in new[] { "a😀b", "x𝔘𝔫y", "1𝟘2", "𠀀ab" })
+        {
+            Assert.Equal(text, tokenizer.Decode(tokenizer.Encode(text, addSpecial: false)));
+        }
+    }
+
     internal static TextTokenizer LoadFamily(string family, string folder)
     {
         string source = Path.Combine(Root(), family);
