@@ -29,7 +29,6 @@ internal sealed class TokenizerPipeline
     private readonly Dictionary<string, AddedTokenSpec> _addedByText = new(StringComparer.Ordinal);
     private readonly IReadOnlyList<DecodeStep> _decoder;
     private readonly string[] _idToToken;
-    private readonly HashSet<int> _addedIds = [];
 
     public TokenizerPipeline(
         BpeModel model,
@@ -52,7 +51,6 @@ internal sealed class TokenizerPipeline
         var normalized = new List<string>();
         foreach (var a in addedTokens)
         {
-            _addedIds.Add(a.Id);
             _addedByText[a.Content] = a;
             if (a.Normalized && normalizer is not null)
             {
@@ -98,8 +96,6 @@ internal sealed class TokenizerPipeline
     public int Size => _idToToken.Length;
 
     public string? IdToToken(int id) => id >= 0 && id < _idToToken.Length ? _idToToken[id] : null;
-
-    public bool IsAdded(int id) => _addedIds.Contains(id);
 
     /// <summary>Text to ids, without the post-processor's special tokens.</summary>
     public List<int> EncodeText(string text)
@@ -192,9 +188,6 @@ internal sealed class TokenizerPipeline
 
         return string.Concat(tokens);
     }
-
-    /// <summary>Whether a token string is an added token's content (the byte-level decoder leaves those as text).</summary>
-    public bool IsAddedContent(string token) => _addedByText.TryGetValue(token, out var a) && a.Content == token;
 
     private void ApplyStrips(List<(string Text, bool IsAdded)> sections)
     {
