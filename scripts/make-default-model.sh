@@ -28,6 +28,7 @@ cat > "$work/tokenizer/tokenizer_config.json" <<'JSON'
   "unk_token": "<unk>",
   "add_bos_token": true,
   "add_eos_token": false,
+  "legacy": false,
   "chat_format": "cllm",
   "added_tokens_decoder": {
     "3": { "content": "<|system|>", "special": true },

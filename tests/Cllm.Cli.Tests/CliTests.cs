@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json;
+using Cllm.Text;
 using Xunit;
 
 namespace Cllm.Cli.Tests;
@@ -25,6 +26,41 @@ public sealed class CliTests : IDisposable
         var stderr = process.StandardError.ReadToEndAsync();
         process.WaitForExit();
         return (process.ExitCode, stdout.Result, stderr.Result);
+    }
+
+    [Fact]
+    public void TokenizePrintsOneIdsLinePerInputWithTheModelsBosRule()
+    {
+        BuiltInTokenizers.WriteSentencePiece4k(_folder);
+        var tokenizer = TextTokenizer.Load(_folder);
+        static int[] Ids(string line)
+        {
+            using var json = JsonDocument.Parse(line);
+            return [.. json.RootElement.GetProperty("ids").EnumerateArray().Select(x => x.GetInt32())];
+        }
+
+        var (code, output, err) = Cllm("tokenize", "--model", _folder, "--text", "Hello world");
+        Assert.True(code == 0, err);
+        Assert.Equal(tokenizer.Encode("Hello world"), Ids(output.Trim()));
+        Assert.Equal(tokenizer.BosId, Ids(output.Trim())[0]);
+
+        var input = Path.Combine(_folder, "texts.jsonl");
+        File.WriteAllLines(input, ["{\"text\": \"a</s>b\"}", "{\"text\": \"two\\nlines  and 😀\"}"]);
+        (code, output, err) = Cllm("tokenize", "--model", _folder, "--input", input, "--no-special");
+        Assert.True(code == 0, err);
+        var lines = output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(2, lines.Length);
+        Assert.Equal(tokenizer.Encode("a</s>b", addSpecial: false), Ids(lines[0]));
+        Assert.Equal(tokenizer.Encode("two\nlines  and 😀", addSpecial: false), Ids(lines[1]));
+        Assert.Equal("two\nlines  and 😀", tokenizer.Decode(Ids(lines[1])));
+
+        File.WriteAllLines(input, ["{\"text\": \"ok\"}", "{\"txt\": 1}"]);
+        (code, _, err) = Cllm("tokenize", "--model", _folder, "--input", input);
+        Assert.Equal(1, code);
+        Assert.Contains("line 2", err);
+        (code, _, err) = Cllm("tokenize", "--model", _folder);
+        Assert.Equal(1, code);
+        Assert.Contains("--text", err);
     }
 
     [Fact]

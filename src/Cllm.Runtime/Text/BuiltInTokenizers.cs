@@ -45,6 +45,8 @@ public static class BuiltInTokenizers
         {
             ["add_bos_token"] = true,
             ["add_eos_token"] = false,
+            // Cllm's own models are trained with no "▁" put in front of text that follows a special token.
+            ["legacy"] = false,
             ["added_tokens_decoder"] = new JsonObject { ["0"] = Added("<unk>"), ["1"] = Added("<s>"), ["2"] = Added("</s>") },
             ["bos_token"] = "<s>",
             ["eos_token"] = "</s>",

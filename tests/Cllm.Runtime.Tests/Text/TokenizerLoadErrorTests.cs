@@ -106,19 +106,25 @@ public sealed class TokenizerLoadErrorTests
     }
 
     [Fact]
-    public void NonByteLevelTokenizerJsonFallsBackToTokenizerModel()
+    public void TokenizerJsonWinsAndAnUnsupportedOneFallsBackToTokenizerModel()
     {
-        // LLaMA-2 HF folders: a SentencePiece-style tokenizer.json (Metaspace) next to tokenizer.model.
+        // LLaMA-2 HF folders: a SentencePiece-style tokenizer.json next to tokenizer.model. The JSON is what
+        // the reference runs, so it is read; one we cannot run (a Unigram model) leaves tokenizer.model.
         using var dir = new TempFolder();
         BuiltInTokenizers.WriteSentencePiece4k(dir.Path);
-        File.WriteAllText(dir.File("tokenizer.json"),
-            """{"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}, "pre_tokenizer": {"type": "Metaspace"}}""");
-        Assert.Equal("sentencepiece", TextTokenizer.Load(dir.Path).Kind);
+        File.WriteAllText(dir.File("tokenizer.json"), "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"\u2581\": 1, \"\u2581a\": 2}, " +
+            "\"merges\": [[\"\u2581\", \"a\"]]}, \"normalizer\": {\"type\": \"Replace\", \"pattern\": {\"String\": \" \"}, \"content\": \"\u2581\"}}");
+        var fromJson = TextTokenizer.Load(dir.Path);
+        Assert.Equal("sentencepiece", fromJson.Kind);
+        Assert.Equal([2, 2], fromJson.Encode(" a a", addSpecial: false));
+
+        File.WriteAllText(dir.File("tokenizer.json"), """{"model": {"type": "Unigram", "vocab": [["a", 0.0]]}}""");
+        Assert.Equal(4096, TextTokenizer.Load(dir.Path).VocabularySize);
 
         File.Delete(dir.File("tokenizer.model"));
         var ex = Assert.Throws<InvalidDataException>(() => TextTokenizer.Load(dir.Path));
         Assert.Contains(dir.File("tokenizer.json"), ex.Message);
-        Assert.Contains("not byte-level", ex.Message);
+        Assert.Contains("Unigram", ex.Message);
     }
 
     [Fact]
