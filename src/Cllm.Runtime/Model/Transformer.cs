@@ -81,7 +81,7 @@ public sealed class Transformer : nn.Module
         cache.Advance(length);
         if (lastPositionOnly && t > 1) x = x.narrow(1, t - 1, 1);
         x = norm.forward(x);
-        var logits = output is null ? LinearKernel.Linear(x, tok_embeddings.Weight) : output.forward(x);
+        var logits = output is null ? Kernels.Linear(x, tok_embeddings.Weight) : output.forward(x);
         return logits.to(float32).MoveToOuterDisposeScope();
     }
 
@@ -159,7 +159,7 @@ public sealed class Transformer : nn.Module
             long b = x.shape[0], t = x.shape[1];
             // Rotate q and k in one go, in [b, t, heads, d] layout (cos/sin broadcast over heads): fewer ops per layer.
             var qkv = wqkv.forward(x).view(b, t, _heads + 2 * _kvHeads, _headDim);
-            var qk = RotaryEmbedding.Apply(qkv.narrow(2, 0, _heads + _kvHeads), cos, sin);
+            var qk = Kernels.RotateHeads(qkv, _heads + _kvHeads, cos, sin);
             var q = qk.narrow(2, 0, _heads).transpose(1, 2);
             var k = qk.narrow(2, _heads, _kvHeads).transpose(1, 2);
             var v = qkv.narrow(2, _heads + _kvHeads, _kvHeads).transpose(1, 2);
@@ -194,8 +194,7 @@ public sealed class Transformer : nn.Module
 
         public Tensor Forward(Tensor x)
         {
-            var gateUp = w13.forward(x);
-            return w2.forward(F.silu(gateUp.narrow(-1, 0, _intermediate)) * gateUp.narrow(-1, _intermediate, _intermediate));
+            return w2.forward(Kernels.SwiGlu(w13.forward(x), _intermediate));
         }
     }
 }
@@ -213,10 +212,5 @@ public sealed class RmsNorm : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
-    public override Tensor forward(Tensor x)
-    {
-        var input = x.dtype == float32 ? x : x.to(float32);
-        var normed = input * rsqrt(input.pow(2).mean([-1L], keepdim: true) + _eps);
-        return weight * (x.dtype == float32 ? normed : normed.to(x.dtype));
-    }
+    public override Tensor forward(Tensor x) => Kernels.RmsNorm(x, weight, _eps);
 }
