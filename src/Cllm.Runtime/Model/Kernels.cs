@@ -21,6 +21,7 @@ static unsafe class Kernels
         && (x.dtype == ScalarType.Float32 || x.dtype == ScalarType.BFloat16);
 
     /// <summary>RMSNorm over the last dimension, computed in float32 (as Hugging Face does), times the weight.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static Tensor RmsNorm(Tensor x, Tensor weight, double eps)
     {
         if (!Fused(x) || weight.dtype != x.dtype || !weight.is_contiguous())
@@ -70,6 +71,7 @@ static unsafe class Kernels
     /// Hugging Face's layout (j pairs with j + d/2), cos/sin [t, 1, d]. In place where fused (x must then be a fresh
     /// tensor the caller owns); returns the rotated tensor of those heads either way ([b, t, heads, d] view or copy).
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static Tensor RotateHeads(Tensor x, int heads, Tensor cos, Tensor sin)
     {
         if (!Fused(x) || cos.dtype != x.dtype || !cos.is_contiguous() || !sin.is_contiguous())
@@ -109,6 +111,7 @@ static unsafe class Kernels
     }
 
     /// <summary>silu(gate) * up for gateUp = [gate | up] along the last dimension.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static Tensor SwiGlu(Tensor gateUp, long intermediate)
     {
         if (!Fused(gateUp) || gateUp.dtype != ScalarType.Float32)
