@@ -48,7 +48,7 @@ static class BenchCommand
         var probe = new Option<string?>("--probe") { Hidden = true, Description = "Internal: measure one engine's peak RSS in its own process." };
         var gguf = new Option<string?>("--gguf") { Hidden = true, Description = "Internal: the GGUF file for --probe llamacpp." };
         var maxTokens = CliOptions.MaxTokens();
-        var block = CliOptions.Block();
+        var block = CliOptions.AdaptiveBlock();
         var guess = CliOptions.Guess();
         var runs = new Option<int>("--runs") { Description = "Timed runs over all prompts (after one warm-up).", DefaultValueFactory = _ => 3 };
         var passCost = new Option<bool>("--pass-cost") { Description = "Time an n-token pass against a 1-token pass instead." };
@@ -86,7 +86,7 @@ static class BenchCommand
                 DType = CliOptions.ParseDType(parse.GetValue(dtype)!), Device = parse.GetValue(device)!, Threads = parse.GetValue(threads),
             });
             var result = parse.GetValue(passCost)
-                ? PassCost(engine, parse.GetValue(context), parse.GetValue(block), Math.Max(parse.GetValue(runs), 30))
+                ? PassCost(engine, parse.GetValue(context), parse.GetValue(block) ?? 16, Math.Max(parse.GetValue(runs), 30))
                 : Decoders(engine, parse, decoders, prompts, promptCount, maxTokens, block, guess, runs, decoding);
             var text = JsonSerializer.Serialize(result, CliOptions.JsonOutput);
             if (parse.GetValue(json)) Console.WriteLine(text);
@@ -97,7 +97,7 @@ static class BenchCommand
     }
 
     static Dictionary<string, object?> Decoders(CllmEngine engine, ParseResult parse, Option<string> decodersOption,
-        Option<string?> promptsOption, Option<int?> promptCountOption, Option<int> maxTokensOption, Option<int> blockOption, Option<string> guessOption, Option<int> runsOption,
+        Option<string?> promptsOption, Option<int?> promptCountOption, Option<int> maxTokensOption, Option<int?> blockOption, Option<string> guessOption, Option<int> runsOption,
         CliOptions.Decoding decoding)
     {
         var kinds = parse.GetValue(decodersOption)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
@@ -344,7 +344,7 @@ static class BenchCommand
 /// holding all three could not tell their memory apart.
 /// </summary>
 sealed class SideBySide(ParseResult parse, Option<string> modelOption, Option<string?> promptsOption, Option<int?> promptCountOption,
-    Option<int> maxTokensOption, Option<int> blockOption, Option<string> guessOption, Option<int> runsOption,
+    Option<int> maxTokensOption, Option<int?> blockOption, Option<string> guessOption, Option<int> runsOption,
     Option<string> dtypeOption, Option<int?> threadsOption, Option<string?> ggufOption)
 {
     public const string LlamaCppName = "llama.cpp AR", ArName = "Cllm AR", JacobiName = "Cllm Jacobi";
@@ -469,14 +469,15 @@ sealed class SideBySide(ParseResult parse, Option<string> modelOption, Option<st
     }
 
     int ContextFor(CllmEngine engine, int[][] prompts) =>
-        Math.Min(engine.ContextLength, Math.Max(64, prompts.Max(p => p.Length) + MaxTokens + parse.GetValue(blockOption) + 8));
+        Math.Min(engine.ContextLength, Math.Max(64, prompts.Max(p => p.Length) + MaxTokens + (parse.GetValue(blockOption) ?? BlockSizer.MaxBlockSize) + 8));
 
     /// <summary>Runs this command again in a child process that loads one engine only and reports its peak RSS.</summary>
     double? ProbeRss(string engineName, string? gguf)
     {
         var args = new List<string> { "bench", "--model", ModelDirectory, "--probe", engineName, "--max-tokens", MaxTokens.ToString(),
-            "--block", parse.GetValue(blockOption).ToString(), "--guess", parse.GetValue(guessOption)!, "--dtype", parse.GetValue(dtypeOption)!,
+            "--guess", parse.GetValue(guessOption)!, "--dtype", parse.GetValue(dtypeOption)!,
             "--threads", Threads.ToString() };
+        if (parse.GetValue(blockOption) is { } block) args.AddRange(["--block", block.ToString()]);
         if (parse.GetValue(promptsOption) is { } p) args.AddRange(["--prompts", Path.GetFullPath(p)]);
         if (parse.GetValue(promptCountOption) is { } n) args.AddRange(["--prompt-count", n.ToString()]);
         if (gguf is not null) args.AddRange(["--gguf", gguf]);
@@ -511,7 +512,7 @@ sealed class SideBySide(ParseResult parse, Option<string> modelOption, Option<st
                 var gguf = parse.GetValue(ggufOption) ?? throw new ArgumentException("--probe llamacpp needs --gguf.");
                 var config = ModelConfig.Load(Path.Combine(ModelDirectory, ModelFiles.ConfigFile));
                 var stops = config.EosTokenIds.Count > 0 ? config.EosTokenIds.ToArray() : tokenizer.EosIds.ToArray();
-                var context = Math.Max(64, prompts.Max(p => p.Length) + MaxTokens + parse.GetValue(blockOption) + 8);
+                var context = Math.Max(64, prompts.Max(p => p.Length) + MaxTokens + (parse.GetValue(blockOption) ?? BlockSizer.MaxBlockSize) + 8);
                 using var llama = new LlamaCppPeer(gguf, Math.Min(context, config.MaxPositions), Threads);
                 for (var i = 0; i < 2; i++)
                     foreach (var p in prompts) llama.Greedy(p, MaxTokens, stops);

@@ -18,6 +18,12 @@ static class CliOptions
 
     public static Option<int> Block() => new("--block") { Description = "Jacobi block size n.", DefaultValueFactory = _ => 16 };
 
+    /// <summary>--block for decoding: unset lets the engine choose n per pass from measured pass costs and acceptance.</summary>
+    public static Option<int?> AdaptiveBlock() => new("--block")
+    {
+        Description = "Jacobi block size n (lookahead's window). Default: chosen by the engine from this machine's pass costs and the observed acceptance.",
+    };
+
     public static Option<int> MaxTokens() => new("--max-tokens") { Description = "Most new tokens per prompt.", DefaultValueFactory = _ => 128 };
 
     public static Option<string> Guess() => new("--guess")

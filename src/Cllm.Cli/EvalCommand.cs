@@ -20,7 +20,7 @@ static class EvalCommand
         var model = CliOptions.Model();
         var prompts = new Option<string>("--prompts") { Description = "Prompts JSONL with answers (cllm data).", Required = true };
         var decoders = new Option<string>("--decoders") { DefaultValueFactory = _ => "ar,jacobi" };
-        var block = CliOptions.Block();
+        var block = CliOptions.AdaptiveBlock();
         var guess = CliOptions.Guess();
         var maxTokens = CliOptions.MaxTokens();
         var limit = new Option<int?>("--limit") { Description = "Use at most this many prompts." };
@@ -120,7 +120,7 @@ static class EvalCommand
         return command;
     }
 
-    static GenerationOptions Options(DecoderKind kind, ParseResult parse, Option<int> maxTokens, Option<int> block, Option<string> guess,
+    static GenerationOptions Options(DecoderKind kind, ParseResult parse, Option<int> maxTokens, Option<int?> block, Option<string> guess,
         CliOptions.Decoding decoding) => decoding.Apply(new GenerationOptions
     {
         Decoder = kind, MaxNewTokens = parse.GetValue(maxTokens), BlockSize = parse.GetValue(block),

@@ -12,7 +12,7 @@ static class GenerateCommand
         var model = CliOptions.Model();
         var prompt = new Option<string>("--prompt") { Description = "Prompt text (raw: no chat template).", Required = true };
         var decoder = new Option<string>("--decoder") { Description = "ar, jacobi or lookahead.", DefaultValueFactory = _ => "jacobi" };
-        var block = CliOptions.Block();
+        var block = CliOptions.AdaptiveBlock();
         var maxTokens = CliOptions.MaxTokens();
         var guess = CliOptions.Guess();
         var decoding = new CliOptions.Decoding();

@@ -37,6 +37,9 @@ public sealed class CllmEngine : IDisposable
     readonly SemaphoreSlim _gate = new(1, 1);
     readonly KvCache _cache;
     readonly bool _ownsModel;
+    /// <summary>Chooses Jacobi and lookahead block sizes for requests that leave BlockSize unset; calibrated on the first such request.</summary>
+    public BlockSizer BlockSizer { get; } = new();
+
     NgramPool? _pool; // lookahead's, kept across requests (used under _gate; ClearNgramPool just drops it)
     bool _disposed;
 
@@ -121,7 +124,7 @@ public sealed class CllmEngine : IDisposable
                 if (pool is null || pool.N != options.NgramSize || pool.PerKey != options.NgramsPerKey)
                     Volatile.Write(ref _pool, pool = new NgramPool(options.NgramSize, options.NgramsPerKey));
             }
-            foreach (var chunk in Decoder.Generate(Model, _cache, prompt, options, stats, EosIds, cancellationToken, pool))
+            foreach (var chunk in Decoder.Generate(Model, _cache, prompt, options, stats, EosIds, cancellationToken, pool, BlockSizer))
                 yield return chunk;
         }
         finally

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.RegularExpressions;
@@ -127,7 +128,42 @@ public static partial class HfCheckpoint
         foreach (var stale in ShardFiles(modelDirectory).Where(f => !names.Contains(Path.GetFileName(f)))) File.Delete(stale);
     }
 
+    /// <summary>
+    /// Reads every weight of a model folder (one file or shards) for which <paramref name="destination"/> returns a
+    /// tensor straight into it (see <see cref="SafeTensors.ReadInto"/>). Returns the names of all stored tensors.
+    /// </summary>
+    public static IReadOnlySet<string> ReadWeightsInto(string modelDirectory, Func<string, Tensor?> destination)
+    {
+        ArgumentNullException.ThrowIfNull(modelDirectory);
+        ArgumentNullException.ThrowIfNull(destination);
+        var index = Path.Combine(modelDirectory, IndexFileName);
+        var files = File.Exists(index)
+            ? ShardPaths(modelDirectory, index)
+            : File.Exists(Path.Combine(modelDirectory, SingleFileName)) ? [Path.Combine(modelDirectory, SingleFileName)] : null;
+        if (files is null)
+        {
+            ReadWeights(modelDirectory); // throws the folder's precise error (missing, pickles only, other names)
+            throw new UnreachableException();
+        }
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var file in files)
+            names.UnionWith(SafeTensors.ReadInto(file, destination));
+        return names;
+    }
+
     static Dictionary<string, Tensor> ReadSharded(string directory, string index, ScalarType? convertTo, Device? device)
+    {
+        var result = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        using var scope = NewDisposeScope();
+        foreach (var shard in ShardPaths(directory, index))
+            foreach (var (name, tensor) in SafeTensors.Read(shard, convertTo, device))
+                result.Add(name, tensor);
+        scope.MoveToOuter(result.Values);
+        return result;
+    }
+
+    /// <summary>The shard files of an index, after checking that every shard exists and the index matches their headers.</summary>
+    static List<string> ShardPaths(string directory, string index)
     {
         var weightMap = ReadWeightMap(index);
         var shardFiles = weightMap.Values.Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
@@ -160,13 +196,7 @@ public static partial class HfCheckpoint
                     $"Index '{index}' maps tensor '{name}' to shard '{shard}', but it is stored in shard '{actual}'.");
         }
 
-        var result = new Dictionary<string, Tensor>(owner.Count, StringComparer.Ordinal);
-        using var scope = NewDisposeScope();
-        foreach (var shard in shardFiles)
-            foreach (var (name, tensor) in SafeTensors.Read(Path.Combine(directory, shard), convertTo, device))
-                result.Add(name, tensor);
-        scope.MoveToOuter(result.Values);
-        return result;
+        return shardFiles.Select(shard => Path.Combine(directory, shard)).ToList();
     }
 
     static Dictionary<string, string> ReadWeightMap(string index)

@@ -28,8 +28,7 @@ public static class ModelFiles
         try
         {
             using var scope = NewDisposeScope();
-            var weights = HfCheckpoint.ReadWeights(modelDirectory, dtype, device);
-            CopyInto(model, weights, modelDirectory);
+            ReadInto(model, modelDirectory);
         }
         catch
         {
@@ -101,59 +100,33 @@ public static class ModelFiles
         return hf;
     }
 
-    /// <summary>Copies Hugging Face-named weights into the model, checking that every tensor is there with the
-    /// right shape and that nothing is left over.</summary>
-    static void CopyInto(Transformer model, Dictionary<string, Tensor> hf, string source)
+    /// <summary>
+    /// Reads the folder's weights straight into the model's parameters (fused projections are filled part by part
+    /// through views), checking that every tensor is there and that nothing is left over. No second copy of the
+    /// weights is ever held: peak memory while loading is the model itself.
+    /// </summary>
+    static void ReadInto(Transformer model, string modelDirectory)
     {
         var c = model.Config;
-        var used = new HashSet<string>();
-        Tensor Take(string name, long[] shape)
+        var targets = ToHuggingFace(model);
+        var filled = new HashSet<string>(StringComparer.Ordinal);
+        var stored = HfCheckpoint.ReadWeightsInto(modelDirectory, name =>
         {
-            if (!hf.TryGetValue(name, out var t))
-                throw new InvalidDataException($"{source}: tensor '{name}' is missing from the checkpoint.");
-            if (!t.shape.SequenceEqual(shape))
-                throw new InvalidDataException(
-                    $"{source}: tensor '{name}' has shape [{string.Join(", ", t.shape)}], expected [{string.Join(", ", shape)}] for this config.json.");
-            used.Add(name);
-            return t;
-        }
-
-        long d = c.HiddenSize, q = c.NumHeads * c.HeadDim, kv = c.NumKvHeads * c.HeadDim, ff = c.IntermediateSize;
-        var ours = new Dictionary<string, Tensor>
-        {
-            ["tok_embeddings.weight"] = Take("model.embed_tokens.weight", [c.VocabSize, d]),
-            ["norm.weight"] = Take("model.norm.weight", [d]),
-        };
-        if (!c.TieWordEmbeddings) ours["output.weight"] = Take("lm_head.weight", [c.VocabSize, d]);
-        else if (hf.ContainsKey("lm_head.weight")) Take("lm_head.weight", [c.VocabSize, d]); // some tied checkpoints store a copy
-        for (var i = 0; i < c.NumLayers; i++)
-        {
-            var (o, h) = ($"layers.{i}.", $"model.layers.{i}.");
-            ours[o + "attention.wqkv.weight"] = cat([
-                Take(h + "self_attn.q_proj.weight", [q, d]), Take(h + "self_attn.k_proj.weight", [kv, d]),
-                Take(h + "self_attn.v_proj.weight", [kv, d])], 0);
-            if (c.AttentionBias)
-                ours[o + "attention.wqkv.bias"] = cat([
-                    Take(h + "self_attn.q_proj.bias", [q]), Take(h + "self_attn.k_proj.bias", [kv]),
-                    Take(h + "self_attn.v_proj.bias", [kv])], 0);
-            ours[o + "attention.wo.weight"] = Take(h + "self_attn.o_proj.weight", [d, q]);
-            ours[o + "feed_forward.w13.weight"] = cat([
-                Take(h + "mlp.gate_proj.weight", [ff, d]), Take(h + "mlp.up_proj.weight", [ff, d])], 0);
-            ours[o + "feed_forward.w2.weight"] = Take(h + "mlp.down_proj.weight", [d, ff]);
-            ours[o + "attention_norm.weight"] = Take(h + "input_layernorm.weight", [d]);
-            ours[o + "ffn_norm.weight"] = Take(h + "post_attention_layernorm.weight", [d]);
-        }
-
-        // Old Llama checkpoints carry their RoPE frequencies; we compute our own.
-        var extra = hf.Keys.Where(k => !used.Contains(k) && !k.EndsWith("rotary_emb.inv_freq", StringComparison.Ordinal)).ToList();
+            if (!targets.TryGetValue(name, out var target)) return null;
+            filled.Add(name);
+            return target;
+        });
+        var missing = targets.Keys.Where(k => !filled.Contains(k)).ToList();
+        if (missing.Count > 0)
+            throw new InvalidDataException($"{modelDirectory}: tensor '{missing[0]}' is missing from the checkpoint" +
+                (missing.Count > 1 ? $" (and {missing.Count - 1} more)" : "") + ". Check that config.json matches the weights.");
+        // Old Llama checkpoints carry their RoPE frequencies (we compute our own); some tied checkpoints store a copy of the head.
+        var extra = stored.Where(k => !targets.ContainsKey(k) && !k.EndsWith("rotary_emb.inv_freq", StringComparison.Ordinal)
+            && !(c.TieWordEmbeddings && k == "lm_head.weight")).Order(StringComparer.Ordinal).ToList();
         if (extra.Count > 0)
             throw new InvalidDataException(
-                $"{source}: the checkpoint holds tensors this {c.Architecture} config does not use: {string.Join(", ", extra.Take(5))}" +
+                $"{modelDirectory}: the checkpoint holds tensors this {c.Architecture} config does not use: {string.Join(", ", extra.Take(5))}" +
                 (extra.Count > 5 ? $" (and {extra.Count - 5} more)" : "") + ". Check that config.json matches the weights.");
-
-        using var _ = no_grad();
-        foreach (var (name, parameter) in model.named_parameters())
-            parameter.copy_(ours[name]);
     }
 
     static void WriteAtomically(string path, string text)

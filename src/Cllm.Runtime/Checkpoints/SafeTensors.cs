@@ -76,6 +76,59 @@ public static class SafeTensors
         return result;
     }
 
+    /// <summary>
+    /// Reads the tensors of <paramref name="path"/> for which <paramref name="destination"/> returns a tensor straight
+    /// into that tensor: with the same dtype on the CPU, the file's bytes land in its memory with no copy in
+    /// between (a model loads in its own memory only); otherwise through one temporary of the tensor's size.
+    /// Returns the names of every tensor in the file.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The file is malformed, a shape differs from the destination's, or
+    /// an integer tensor would fill a floating-point destination.</exception>
+    public static IReadOnlyList<string> ReadInto(string path, Func<string, Tensor?> destination)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        ArgumentNullException.ThrowIfNull(destination);
+        TorchNative.EnsureLoaded();
+        using var stream = OpenRead(path);
+        var header = ParseHeader(stream, path);
+        var targets = new List<(TensorInfo Info, SafeTensorsDType.Entry DType, Tensor Target)>();
+        foreach (var info in header.Tensors) // refuse before reading anything
+        {
+            if (destination(info.Name) is not { } target) continue;
+            SafeTensorsDType.TryGet(info.DType, out var entry);
+            if (entry.ScalarType is not { } type)
+                throw Invalid(path, $"tensor '{info.Name}' has dtype {info.DType}, which TorchSharp 0.107 cannot load (loadable: {SafeTensorsDType.Loadable})");
+            if (!info.Shape.SequenceEqual(target.shape))
+                throw Invalid(path, $"tensor '{info.Name}' has shape [{string.Join(", ", info.Shape)}], expected [{string.Join(", ", target.shape)}] " +
+                    "for this config.json; check that config.json matches the weights");
+            if (target.is_floating_point() && !is_floating_point(type))
+                throw Invalid(path, $"tensor '{info.Name}' has the integer dtype {info.DType}, but it is a floating-point weight " +
+                    "(quantised checkpoints are not supported: use a float32, bfloat16 or float16 export)");
+            targets.Add((info, entry, target));
+        }
+        foreach (var (info, entry, target) in targets)
+        {
+            stream.Position = header.DataStart + info.Begin;
+            try
+            {
+                if (entry.ScalarType == target.dtype && target.device_type == DeviceType.CPU && target.is_contiguous())
+                    ReadInto(stream, target, info.ByteLength);
+                else
+                {
+                    using var temporary = empty(info.Shape, entry.ScalarType!.Value);
+                    ReadInto(stream, temporary, info.ByteLength);
+                    using var _ = no_grad();
+                    target.copy_(temporary);
+                }
+            }
+            catch (EndOfStreamException e)
+            {
+                throw Invalid(path, $"the file ended while reading tensor '{info.Name}' (the file shrank while it was being read?)", e);
+            }
+        }
+        return header.Tensors.Select(t => t.Name).ToList();
+    }
+
     /// <summary>Reads and checks a file's header without loading tensors. The entries come in data order.</summary>
     public static IReadOnlyDictionary<string, TensorInfo> ReadHeader(string path)
     {

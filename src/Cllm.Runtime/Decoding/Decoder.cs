@@ -16,7 +16,7 @@ public static class Decoder
     /// </summary>
     public static IEnumerable<TokenChunk> Generate(Transformer model, KvCache cache, IReadOnlyList<int> prompt,
         GenerationOptions options, DecodingStats stats, IReadOnlyCollection<int> eosIds, CancellationToken cancellationToken = default,
-        NgramPool? pool = null)
+        NgramPool? pool = null, BlockSizer? sizer = null)
     {
         options.Validate();
         if (pool is not null && (pool.N != options.NgramSize || pool.PerKey != options.NgramsPerKey))
@@ -35,8 +35,9 @@ public static class Decoder
         var run = new Run(options, stats, options.StopTokenIds ?? eosIds, prompt);
         return options.Decoder switch
         {
-            DecoderKind.Jacobi => JacobiDecoder.Decode(model, cache, run, pool: null, cancellationToken),
-            DecoderKind.Lookahead => JacobiDecoder.Decode(model, cache, run, pool ?? new NgramPool(options.NgramSize, options.NgramsPerKey), cancellationToken),
+            DecoderKind.Jacobi => JacobiDecoder.Decode(model, cache, run, pool: null, sizer, cancellationToken),
+            DecoderKind.Lookahead => JacobiDecoder.Decode(model, cache, run, pool ?? new NgramPool(options.NgramSize, options.NgramsPerKey),
+                sizer, cancellationToken),
             _ => AutoregressiveDecoder.Decode(model, cache, run, cancellationToken),
         };
     }

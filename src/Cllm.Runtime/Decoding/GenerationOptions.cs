@@ -30,8 +30,10 @@ public sealed record GenerationOptions
 
     public DecoderKind Decoder { get; init; } = DecoderKind.Jacobi;
     public int MaxNewTokens { get; init; } = 256;
-    /// <summary>Jacobi block size n: tokens refined per pass (the last final token and n-1 guesses; lookahead's window).</summary>
-    public int BlockSize { get; init; } = 16;
+    /// <summary>Jacobi block size n: tokens refined per pass (the last final token and n-1 guesses; lookahead's window).
+    /// Null (the default): the engine chooses n pass by pass from the measured cost of a pass on this machine and the
+    /// acceptance it observes (<see cref="BlockSizer"/>). The tokens are the same at any n; only the speed differs.</summary>
+    public int? BlockSize { get; init; }
     /// <summary>Lookahead's n-gram size N: each pooled n-gram drafts N-1 tokens after its first.</summary>
     public int NgramSize { get; init; } = DefaultNgramSize;
     /// <summary>Lookahead's G: n-grams kept (and verified) per first token, least recently used evicted.</summary>

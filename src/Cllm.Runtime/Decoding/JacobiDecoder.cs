@@ -17,12 +17,17 @@ namespace Cllm.Decoding;
 /// </summary>
 static class JacobiDecoder
 {
-    public static IEnumerable<TokenChunk> Decode(Transformer model, KvCache cache, Run run, NgramPool? pool, CancellationToken cancellationToken)
+    public static IEnumerable<TokenChunk> Decode(Transformer model, KvCache cache, Run run, NgramPool? pool, BlockSizer? sizer,
+        CancellationToken cancellationToken)
     {
         run.Begin();
         cache.Clear();
         var options = run.Options;
-        var n = options.BlockSize;
+        // A block size the caller set is kept; otherwise the sizer picks one per block (and may trim a block).
+        var adaptive = options.BlockSize is null;
+        if (adaptive) sizer ??= new BlockSizer();
+        var n = options.BlockSize ?? sizer!.Choose();
+        var clock = new System.Diagnostics.Stopwatch();
         var guessRandom = new Random(unchecked((int)(options.Seed ?? 0)));
         var sampler = new Sampler(options);
 
@@ -33,6 +38,8 @@ static class JacobiDecoder
         pool?.AddAll(run.Context);
         yield return new TokenChunk(emitted);
 
+        if (adaptive && !sizer!.Calibrated) Calibrate(model, cache, run, sizer);
+
         var guesses = new List<int>(n);
         var ages = new List<int>(n); // passes that have predicted each guess's current value in a row; 0 = initial guess
         while (!run.Done)
@@ -40,6 +47,15 @@ static class JacobiDecoder
             if (cancellationToken.IsCancellationRequested) { run.End(FinishReason.Cancelled); yield break; }
             var start = cache.Length;
             if (start + 1 > cache.Capacity) { run.End(FinishReason.Length); yield break; }
+            if (adaptive)
+            {
+                n = sizer!.Choose();
+                if (guesses.Count > n - 1)
+                {
+                    guesses.RemoveRange(n - 1, guesses.Count - (n - 1));
+                    ages.RemoveRange(n - 1, ages.Count - (n - 1));
+                }
+            }
             if (guesses.Count == 0) NewBlock(run, n - 1, guesses, ages, guessRandom);
 
             // No point guessing past MaxNewTokens or the end of the context.
@@ -59,8 +75,11 @@ static class JacobiDecoder
                 }
             }
             var verifier = new DraftVerifier(next, drafts);
+            clock.Restart();
             var result = Verify(model, cache, verifier.Tokens, start, verifier, sampler, run.Stats.GeneratedTokens, prefill: false);
             var (final, winner, k) = (result.Tokens, result.Draft, result.Accepted);
+            // The pass's cost, and how far into the Jacobi guesses it got (unknown when a pooled branch won).
+            sizer?.Record(winner == 0 ? m : 0, k, verifier.Tokens.Length, clock.Elapsed.TotalSeconds);
 
             // Keep the cache entries of the root and the accepted draft tokens, in order.
             if (winner > 0) cache.Move(start + verifier.Row(winner, 0), start + 1, k);
@@ -96,6 +115,20 @@ static class JacobiDecoder
             }
             yield return new TokenChunk(emitted);
         }
+    }
+
+    /// <summary>Times passes of 1..64 rows after the prompt (their cache entries are dropped again), once per engine.</summary>
+    static void Calibrate(Transformer model, KvCache cache, Run run, BlockSizer sizer)
+    {
+        var start = cache.Length;
+        if (start + BlockSizer.MaxBlockSize > cache.Capacity) return; // no room: calibrate on a later, shorter request
+        var context = run.Context;
+        var tokens = Enumerable.Range(0, BlockSizer.MaxBlockSize).Select(i => context[i % context.Count]).ToArray();
+        sizer.Calibrate(rows =>
+        {
+            Decoder.Pass(model, cache, tokens.AsSpan(0, rows), start, lastOnly: false, logits => Decoder.Argmax(logits));
+            cache.Truncate(start);
+        });
     }
 
     readonly record struct Verified(int[] Tokens, int Draft, int Accepted, int[] Argmax);

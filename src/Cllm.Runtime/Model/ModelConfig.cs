@@ -68,10 +68,21 @@ public sealed record ModelConfig
         "cllm-tiny" => Make(hidden: 192, layers: 6, heads: 6, kvHeads: 6, intermediate: 512) with { TieWordEmbeddings = true, MaxPositions = 1024 },
         // small: about 60M parameters (d768, 8 layers), the benchmark shape.
         "small" => Make(hidden: 768, layers: 8, heads: 12, kvHeads: 4, intermediate: 2048),
+        // Real models' shapes (random weights): Qwen2.5-0.5B and TinyLlama-1.1B, for benchmarks at the sizes users run.
+        "qwen2.5-0.5b" => Make(hidden: 896, layers: 24, heads: 14, kvHeads: 2, intermediate: 4864) with
+        {
+            Architecture = "Qwen2ForCausalLM", VocabSize = 151936, AttentionBias = true, TieWordEmbeddings = true,
+            RopeTheta = 1000000, RmsNormEps = 1e-6, MaxPositions = 32768,
+        },
+        "tinyllama-1.1b" => Make(hidden: 2048, layers: 22, heads: 32, kvHeads: 4, intermediate: 5632) with
+        {
+            VocabSize = 32000, RmsNormEps = 1e-5, RopeTheta = 10000,
+        },
         _ => throw new ArgumentException($"Unknown preset '{name}'. Known presets: {string.Join(", ", PresetNames)}.", nameof(name)),
     };
 
-    public static IReadOnlyList<string> PresetNames { get; } = ["tiny", "tiny-gqa", "tiny-qwen2", "mini", "cllm-tiny", "small"];
+    public static IReadOnlyList<string> PresetNames { get; } =
+        ["tiny", "tiny-gqa", "tiny-qwen2", "mini", "cllm-tiny", "small", "qwen2.5-0.5b", "tinyllama-1.1b"];
 
     static ModelConfig Make(int hidden, int layers, int heads, int kvHeads, int intermediate) => new()
     {

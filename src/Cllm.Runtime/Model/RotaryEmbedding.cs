@@ -10,20 +10,60 @@ namespace Cllm.Model;
 /// share its forward pass, keys cached earlier would keep stale rotations, and a multi-token Jacobi pass
 /// could not reproduce one-token steps exactly.
 /// </summary>
-sealed class RotaryEmbedding
+sealed class RotaryEmbedding : IDisposable
 {
     readonly ModelConfig _config;
     readonly Device _device;
-    readonly Tensor _cos, _sin; // [positions, headDim], float32
+    readonly double[] _inverseFrequencies;
+    Tensor _cos, _sin; // [positions computed so far, headDim], float32
     readonly Dictionary<ScalarType, (Tensor Cos, Tensor Sin)> _cast = [];
+
+    // Tables cover the positions passes have used so far (at least this many), not the model's maximum: a model
+    // addressing 128k positions would otherwise hold 64 MB of tables per dtype for a 4k context.
+    const int InitialPositions = 1024;
 
     public RotaryEmbedding(ModelConfig config, Device device)
     {
         _config = config;
         _device = device;
+        _inverseFrequencies = InverseFrequencies(config);
         using var scope = NewDisposeScope();
-        var (cos, sin) = Tables(0, TableLength, InverseFrequencies(config));
+        var (cos, sin) = Tables(0, Math.Min(InitialPositions, TableLength), _inverseFrequencies);
         (_cos, _sin) = (cos.DetachFromDisposeScope(), sin.DetachFromDisposeScope());
+    }
+
+    /// <summary>Positions the tables cover now.</summary>
+    public int Computed => (int)_cos.shape[0];
+
+    /// <summary>Extends the tables (doubling, up to the model's maximum) so they cover position <paramref name="last"/>.</summary>
+    void Cover(int last)
+    {
+        if (last < Computed) return;
+        lock (_cast)
+        {
+            if (last < Computed) return;
+            var length = Math.Min(TableLength, Math.Max(last + 1, 2 * Computed));
+            using var scope = NewDisposeScope();
+            var (cos, sin) = Tables(0, length, _inverseFrequencies);
+            var (oldCos, oldSin) = (_cos, _sin);
+            (_cos, _sin) = (cos.DetachFromDisposeScope(), sin.DetachFromDisposeScope());
+            oldCos.Dispose();
+            oldSin.Dispose();
+            foreach (var (c, s) in _cast.Values) { c.Dispose(); s.Dispose(); }
+            _cast.Clear();
+        }
+    }
+
+    /// <summary>Frees the tables.</summary>
+    public void Dispose()
+    {
+        lock (_cast)
+        {
+            _cos.Dispose();
+            _sin.Dispose();
+            foreach (var (c, s) in _cast.Values) { c.Dispose(); s.Dispose(); }
+            _cast.Clear();
+        }
     }
 
     /// <summary>Positions the model can address: dynamic scaling stretches the original length by its factor.</summary>
@@ -39,6 +79,7 @@ sealed class RotaryEmbedding
     {
         if (start + count > TableLength)
             throw new InvalidOperationException($"Position {start + count - 1} is past the {TableLength} positions this model addresses.");
+        Cover(start + count - 1);
         var (cos, sin) = dtype == float32 ? (_cos, _sin) : Cast(dtype);
         return (cos.narrow(0, start, count), sin.narrow(0, start, count));
     }
@@ -49,6 +90,7 @@ sealed class RotaryEmbedding
         var last = start + offsets.Max();
         if (last >= TableLength)
             throw new InvalidOperationException($"Position {last} is past the {TableLength} positions this model addresses.");
+        Cover(last);
         var (cos, sin) = dtype == float32 ? (_cos, _sin) : Cast(dtype);
         var index = tensor(offsets.Select(o => (long)(start + o)).ToArray(), int64, cos.device);
         return (cos.index_select(0, index), sin.index_select(0, index));

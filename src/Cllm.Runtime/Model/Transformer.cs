@@ -13,10 +13,10 @@ namespace Cllm.Model;
 /// </summary>
 public sealed class Transformer : nn.Module
 {
-    readonly Embedding tok_embeddings;
+    readonly TokenEmbedding tok_embeddings;
     readonly ModuleList<Block> layers;
     readonly RmsNorm norm;
-    readonly Linear? output;
+    readonly Projection? output;
     readonly RotaryEmbedding _rope;
 
     // The first touch of TorchSharp must find its natives (see TorchNative): before any base constructor runs.
@@ -26,11 +26,11 @@ public sealed class Transformer : nn.Module
     {
         Config = config.Validate();
         device ??= CPU;
-        tok_embeddings = nn.Embedding(config.VocabSize, config.HiddenSize, device: device, dtype: dtype);
+        tok_embeddings = new TokenEmbedding(config.VocabSize, config.HiddenSize, dtype, device);
         layers = nn.ModuleList(Enumerable.Range(0, config.NumLayers).Select(_ => new Block(config, dtype, device)).ToArray());
         norm = new RmsNorm(config.HiddenSize, config.RmsNormEps, dtype, device);
         if (!config.TieWordEmbeddings)
-            output = nn.Linear(config.HiddenSize, config.VocabSize, hasBias: false, device: device, dtype: dtype);
+            output = new Projection(config.HiddenSize, config.VocabSize, hasBias: false, dtype, device);
         _rope = new RotaryEmbedding(config, device);
         RegisterComponents();
     }
@@ -40,9 +40,9 @@ public sealed class Transformer : nn.Module
     /// <summary>Positions this model can address (dynamic RoPE scaling stretches max_position_embeddings).</summary>
     public int MaxPositions => RotaryEmbedding.MaxPositions(Config);
 
-    public ScalarType DType => tok_embeddings.weight!.dtype;
+    public ScalarType DType => tok_embeddings.Weight.dtype;
 
-    public Device Device => tok_embeddings.weight!.device;
+    public Device Device => tok_embeddings.Weight.device;
 
     /// <summary>
     /// One forward pass over <paramref name="tokens"/> ([1, T] int64) at positions start..start+T-1,
@@ -81,7 +81,7 @@ public sealed class Transformer : nn.Module
         cache.Advance(length);
         if (lastPositionOnly && t > 1) x = x.narrow(1, t - 1, 1);
         x = norm.forward(x);
-        var logits = output is null ? F.linear(x, tok_embeddings.weight!) : output.forward(x);
+        var logits = output is null ? Kernels.Linear(x, tok_embeddings.Weight) : output.forward(x);
         return logits.to(float32).MoveToOuterDisposeScope();
     }
 
@@ -95,7 +95,7 @@ public sealed class Transformer : nn.Module
         for (var i = 0; i < layers.Count; i++)
             x = layers[i].Forward(x, i, 0, cos, sin, mask, cache: null);
         x = norm.forward(x);
-        return output is null ? F.linear(x, tok_embeddings.weight!) : output.forward(x);
+        return output is null ? F.linear(x, tok_embeddings.Weight) : output.forward(x);
     }
 
     /// <summary>Fills every weight from a seeded normal distribution (norms at 1): random models for tests and
@@ -111,6 +111,12 @@ public sealed class Transformer : nn.Module
                 : normal(0, std, p.shape, float32, generator: generator);
             p.copy_(value);
         }
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) _rope.Dispose();
+        base.Dispose(disposing);
     }
 
     sealed class Block : nn.Module
@@ -137,14 +143,14 @@ public sealed class Transformer : nn.Module
 
     sealed class Attention : nn.Module
     {
-        readonly Linear wqkv, wo;
+        readonly Projection wqkv, wo;
         readonly int _heads, _kvHeads, _headDim;
 
         public Attention(ModelConfig config, ScalarType dtype, Device device) : base(nameof(Attention))
         {
             (_heads, _kvHeads, _headDim) = (config.NumHeads, config.NumKvHeads, config.HeadDim);
-            wqkv = nn.Linear(config.HiddenSize, config.QkvSize, hasBias: config.AttentionBias, device: device, dtype: dtype);
-            wo = nn.Linear(_heads * _headDim, config.HiddenSize, hasBias: false, device: device, dtype: dtype);
+            wqkv = new Projection(config.HiddenSize, config.QkvSize, config.AttentionBias, dtype, device);
+            wo = new Projection(_heads * _headDim, config.HiddenSize, hasBias: false, dtype, device);
             RegisterComponents();
         }
 
@@ -153,7 +159,7 @@ public sealed class Transformer : nn.Module
             long b = x.shape[0], t = x.shape[1];
             // Rotate q and k in one go, in [b, t, heads, d] layout (cos/sin broadcast over heads): fewer ops per layer.
             var qkv = wqkv.forward(x).view(b, t, _heads + 2 * _kvHeads, _headDim);
-            var qk = RotaryEmbedding.Apply(qkv.narrow(2, 0, _heads + _kvHeads), cos, sin);
+            var qk = Kernels.RotateHeads(qkv, _heads + _kvHeads, cos, sin);
             var q = qk.narrow(2, 0, _heads).transpose(1, 2);
             var k = qk.narrow(2, _heads, _kvHeads).transpose(1, 2);
             var v = qkv.narrow(2, _heads + _kvHeads, _kvHeads).transpose(1, 2);
@@ -175,21 +181,20 @@ public sealed class Transformer : nn.Module
 
     sealed class FeedForward : nn.Module
     {
-        readonly Linear w13, w2;
+        readonly Projection w13, w2;
         readonly long _intermediate;
 
         public FeedForward(ModelConfig config, ScalarType dtype, Device device) : base(nameof(FeedForward))
         {
             _intermediate = config.IntermediateSize;
-            w13 = nn.Linear(config.HiddenSize, 2 * config.IntermediateSize, hasBias: false, device: device, dtype: dtype);
-            w2 = nn.Linear(config.IntermediateSize, config.HiddenSize, hasBias: false, device: device, dtype: dtype);
+            w13 = new Projection(config.HiddenSize, 2 * config.IntermediateSize, hasBias: false, dtype, device);
+            w2 = new Projection(config.IntermediateSize, config.HiddenSize, hasBias: false, dtype, device);
             RegisterComponents();
         }
 
         public Tensor Forward(Tensor x)
         {
-            var gateUp = w13.forward(x);
-            return w2.forward(F.silu(gateUp.narrow(-1, 0, _intermediate)) * gateUp.narrow(-1, _intermediate, _intermediate));
+            return w2.forward(Kernels.SwiGlu(w13.forward(x), _intermediate));
         }
     }
 }
@@ -207,10 +212,5 @@ public sealed class RmsNorm : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
-    public override Tensor forward(Tensor x)
-    {
-        var input = x.dtype == float32 ? x : x.to(float32);
-        var normed = input * rsqrt(input.pow(2).mean([-1L], keepdim: true) + _eps);
-        return weight * (x.dtype == float32 ? normed : normed.to(x.dtype));
-    }
+    public override Tensor forward(Tensor x) => Kernels.RmsNorm(x, weight, _eps);
 }
