@@ -125,7 +125,17 @@ static class TrainCommand
                     if (File.Exists(Path.Combine(tokenizerSource, file)))
                         File.Copy(Path.Combine(tokenizerSource, file), Path.Combine(outDir, file), overwrite: true);
                 var metricsPath = parse.GetValue(metrics);
-                var resumed = new Trainer(model, options, outDir).Run(objectiveFn, p => Report(p, metricsPath));
+                // Everything besides TrainOptions that decides the weights: resuming with other values is refused.
+                static string FileSetting(string? path) => path is null ? "none" : $"{Path.GetFileName(path)} ({new FileInfo(path).Length} bytes)";
+                var settings = new Dictionary<string, string>
+                {
+                    ["objective"] = parse.GetValue(objective)!, ["batch"] = batchSize.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                    ["dtype"] = scalar.ToString(), ["data"] = FileSetting(parse.GetValue(data)), ["trajectories"] = FileSetting(parse.GetValue(trajectories)),
+                    ["preset"] = parse.GetValue(preset) ?? "none", ["from"] = parse.GetValue(from) is { } f ? Path.GetFullPath(f) : "none",
+                    ["max-length"] = parse.GetValue(maxLength).ToString(System.Globalization.CultureInfo.InvariantCulture),
+                    ["loss"] = parse.GetValue(loss)!, ["ar-weight"] = parse.GetValue(arWeight).ToString("R", System.Globalization.CultureInfo.InvariantCulture),
+                };
+                var resumed = new Trainer(model, options, outDir) { RunSettings = settings }.Run(objectiveFn, p => Report(p, metricsPath));
                 Console.Error.WriteLine();
                 Console.WriteLine($"Trained {options.Steps - resumed} steps (resumed at {resumed}); model written to {outDir}");
             }
