@@ -20,8 +20,19 @@ public static class ModelFiles
     public static Transformer Load(string modelDirectory, ScalarType dtype = ScalarType.Float32, Device? device = null)
     {
         TorchNative.EnsureLoaded();
+        if (File.Exists(modelDirectory))
+            throw new DirectoryNotFoundException($"'{modelDirectory}' is a file; give the model folder (config.json and weights) instead.");
         if (!Directory.Exists(modelDirectory))
             throw new DirectoryNotFoundException($"Model folder not found: {modelDirectory}");
+        try
+        {
+            using var entries = Directory.EnumerateFileSystemEntries(modelDirectory).GetEnumerator();
+            entries.MoveNext();
+        }
+        catch (Exception e) when (e is UnauthorizedAccessException or IOException)
+        {
+            throw new UnauthorizedAccessException($"Model folder '{modelDirectory}' cannot be read ({e.Message}); check its permissions.", e);
+        }
         var config = ModelConfig.Load(Path.Combine(modelDirectory, ConfigFile));
         device ??= CPU;
         var model = new Transformer(config, dtype, device);
@@ -114,6 +125,10 @@ public static class ModelFiles
             if (!t.shape.SequenceEqual(shape))
                 throw new InvalidDataException(
                     $"{source}: tensor '{name}' has shape [{string.Join(", ", t.shape)}], expected [{string.Join(", ", shape)}] for this config.json.");
+            if (!t.is_floating_point())
+                throw new InvalidDataException(
+                    $"{source}: tensor '{name}' is stored as {t.dtype} (integers, e.g. quantised or corrupt); model weights must be " +
+                    "F32, F16 or BF16. Use an unquantised checkpoint, or dequantise it before loading.");
             used.Add(name);
             return t;
         }

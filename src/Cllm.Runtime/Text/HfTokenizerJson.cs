@@ -52,6 +52,14 @@ internal static class HfTokenizerJson
 
         var vocab = ReadVocab(path, model);
         var merges = ReadMerges(path, model);
+        if (merges.Count == 0 && vocab.Keys.Any(k => k.Length > 1))
+        {
+            // Without merges BPE never builds a token longer than one symbol: every text would come out one id
+            // per byte, which the model was not trained on. Refused, so a tokenizer.model beside it wins.
+            notByteLevelReason = "model.merges is missing or empty although model.vocab has multi-byte tokens (the file is incomplete)";
+            return null;
+        }
+
         var added = ReadAddedTokens(path, root);
         var splits = new List<Regex>();
         CollectSplits(path, preTokenizer, splits);
@@ -203,10 +211,10 @@ internal static class HfTokenizerJson
         foreach (var a in list.EnumerateArray())
         {
             if (a.ValueKind != JsonValueKind.Object ||
-                !a.TryGetProperty("id", out var id) || !id.TryGetInt32(out int idValue) ||
+                !a.TryGetProperty("id", out var id) || !id.TryGetInt32(out int idValue) || idValue < 0 ||
                 !a.TryGetProperty("content", out var c) || c.ValueKind != JsonValueKind.String)
             {
-                throw new InvalidDataException($"'{path}': an added_tokens entry lacks \"id\" or \"content\".");
+                throw new InvalidDataException($"'{path}': an added_tokens entry lacks \"id\" (a whole number >= 0) or \"content\" (a string): {a.GetRawText()}");
             }
 
             added.Add(new AddedToken(idValue, c.GetString()!, a.TryGetProperty("special", out var s) && s.ValueKind == JsonValueKind.True));
