@@ -1,4 +1,6 @@
 using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json.Nodes;
 using System.Text.Json;
 using Cllm.Checkpoints;
 using Cllm.Model;
@@ -190,18 +192,18 @@ public sealed class Trainer(Transformer model, TrainOptions options, string outp
     /// <summary>Everything that decides the weights a step produces, by the name a user knows it under.</summary>
     Dictionary<string, string> CurrentSettings()
     {
-        static string F(double x) => x.ToString("R", System.Globalization.CultureInfo.InvariantCulture);
+        static string F(double x) => x.ToString("R", CultureInfo.InvariantCulture);
         var settings = new Dictionary<string, string>
         {
-            ["steps"] = _options.Steps.ToString(System.Globalization.CultureInfo.InvariantCulture),
-            ["accumulation"] = _options.GradientAccumulation.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["steps"] = _options.Steps.ToString(CultureInfo.InvariantCulture),
+            ["accumulation"] = _options.GradientAccumulation.ToString(CultureInfo.InvariantCulture),
             ["lr"] = F(_options.LearningRate),
             ["weight-decay"] = F(_options.WeightDecay),
             ["warmup"] = F(_options.WarmupFraction),
             ["min-lr-fraction"] = F(_options.MinLearningRateFraction),
             ["clip"] = F(_options.ClipNorm),
-            ["seed"] = _options.Seed.ToString(System.Globalization.CultureInfo.InvariantCulture),
-            ["model"] = System.Text.Json.Nodes.JsonNode.Parse(model.Config.ToJson())!.ToJsonString(),
+            ["seed"] = _options.Seed.ToString(CultureInfo.InvariantCulture),
+            ["model"] = JsonNode.Parse(model.Config.ToJson())!.ToJsonString(),
         };
         foreach (var (name, value) in RunSettings) settings[name] = value;
         return settings;
@@ -210,8 +212,8 @@ public sealed class Trainer(Transformer model, TrainOptions options, string outp
     void CheckSameRun(CheckpointState saved)
     {
         var now = CurrentSettings();
-        now["steps"] = _options.Steps.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        var savedSettings = new Dictionary<string, string>(saved.Settings ?? []) { ["steps"] = saved.Steps.ToString(System.Globalization.CultureInfo.InvariantCulture) };
+        now["steps"] = _options.Steps.ToString(CultureInfo.InvariantCulture);
+        var savedSettings = new Dictionary<string, string>(saved.Settings ?? []) { ["steps"] = saved.Steps.ToString(CultureInfo.InvariantCulture) };
         // Compare what both runs name; a setting only one of them has (an older checkpoint) cannot be checked.
         var differ = savedSettings.Keys.Intersect(now.Keys).Where(k => savedSettings[k] != now[k]).OrderBy(k => k == "model").ThenBy(k => k).ToList();
         if (differ.Count == 0) return;
@@ -225,9 +227,9 @@ public sealed class Trainer(Transformer model, TrainOptions options, string outp
     /// <summary>The config.json fields in which <paramref name="json"/> differs from <paramref name="other"/>, with its values.</summary>
     static string ModelDiff(string json, string other)
     {
-        var a = System.Text.Json.Nodes.JsonNode.Parse(json)!.AsObject();
-        var b = System.Text.Json.Nodes.JsonNode.Parse(other)!.AsObject();
-        var fields = a.Where(p => !System.Text.Json.Nodes.JsonNode.DeepEquals(p.Value, b[p.Key])).Select(p => $"{p.Key}={p.Value?.ToJsonString()}");
+        var a = JsonNode.Parse(json)!.AsObject();
+        var b = JsonNode.Parse(other)!.AsObject();
+        var fields = a.Where(p => !JsonNode.DeepEquals(p.Value, b[p.Key])).Select(p => $"{p.Key}={p.Value?.ToJsonString()}");
         return "(" + string.Join(", ", fields) + ")";
     }
 

@@ -79,7 +79,8 @@ async Task Worker(int id)
         catch (Exception e)
         {
             Interlocked.Increment(ref failed);
-            errors.Add($"prompt {i}: {e.GetType().Name}: {e.Message}");
+            var at = e.StackTrace?.Split('\n').FirstOrDefault(l => l.Contains("Cllm.", StringComparison.Ordinal))?.Trim();
+            errors.Add($"prompt {i}{(willCancel ? " (to be cancelled)" : "")}: {e.GetType().Name}: {e.Message.Split('\n')[0]} {at}");
         }
     }
 }
@@ -96,8 +97,9 @@ await Task.WhenAll(Enumerable.Range(0, streams).Select(i => Task.Run(() => Worke
 await sampler;
 rss.Add((clock.Elapsed.TotalSeconds, Rss()));
 
-// Growth is measured from the first sample after a warm-up (a tenth of the run), when caches are filled.
-var warm = rss.First(r => r.At >= seconds / 10);
+// Growth is measured from the first sample after a warm-up (a tenth of the run, but at least a third of a
+// short run), when allocator arenas and caches of 64 threads have filled.
+var warm = rss.First(r => r.At >= Math.Max(seconds / 10, Math.Min(30, seconds / 3)) || r == rss[^1]);
 var last = rss[^1];
 double growth = 100.0 * (last.Bytes - warm.Bytes) / warm.Bytes;
 Console.WriteLine($"elapsed {clock.Elapsed.TotalSeconds:F0} s; requests: {finished} finished, {cancelled} cancelled, {failed} failed; " +
