@@ -130,11 +130,20 @@ static class TrainCommand
                 var settings = new Dictionary<string, string>
                 {
                     ["objective"] = parse.GetValue(objective)!, ["batch"] = batchSize.ToString(System.Globalization.CultureInfo.InvariantCulture),
-                    ["dtype"] = scalar.ToString(), ["data"] = FileSetting(parse.GetValue(data)), ["trajectories"] = FileSetting(parse.GetValue(trajectories)),
-                    ["preset"] = parse.GetValue(preset) ?? "none", ["from"] = parse.GetValue(from) is { } f ? Path.GetFullPath(f) : "none",
-                    ["max-length"] = parse.GetValue(maxLength).ToString(System.Globalization.CultureInfo.InvariantCulture),
-                    ["loss"] = parse.GetValue(loss)!, ["ar-weight"] = parse.GetValue(arWeight).ToString("R", System.Globalization.CultureInfo.InvariantCulture),
+                    ["dtype"] = scalar.ToString(), ["from"] = parse.GetValue(from) is { } f ? Path.GetFullPath(f) : "none",
                 };
+                if (parse.GetValue(objective) == "ar")
+                {
+                    settings["data"] = FileSetting(parse.GetValue(data));
+                    settings["preset"] = parse.GetValue(preset) ?? "none";
+                    settings["max-length"] = parse.GetValue(maxLength).ToString(System.Globalization.CultureInfo.InvariantCulture);
+                }
+                else
+                {
+                    settings["trajectories"] = FileSetting(parse.GetValue(trajectories));
+                    settings["loss"] = parse.GetValue(loss)!;
+                    settings["ar-weight"] = parse.GetValue(arWeight).ToString("R", System.Globalization.CultureInfo.InvariantCulture);
+                }
                 var resumed = new Trainer(model, options, outDir) { RunSettings = settings }.Run(objectiveFn, p => Report(p, metricsPath));
                 Console.Error.WriteLine();
                 Console.WriteLine($"Trained {options.Steps - resumed} steps (resumed at {resumed}); model written to {outDir}");

@@ -79,4 +79,26 @@ public sealed class ReliabilityCliTests : IDisposable
         Assert.Contains("1 prompts to collect (2 already in", log);
         Assert.Equal(full, File.ReadAllBytes(resumed));
     }
+
+    [Fact]
+    public void ResumingTrainingWithOtherSettingsIsAOneLineError()
+    {
+        var model = Model();
+        var data = Path.Combine(_folder, "data");
+        Assert.Equal(0, Cllm("data", "--out", data, "--train", "20", "--held-out", "2").Code);
+        string[] Train(params string[] more) =>
+            ["train", "--objective", "ar", "--data", Path.Combine(data, "train.jsonl"), "--preset", "tiny", "--tokenizer", model,
+             "--out", Path.Combine(_folder, "trained"), "--steps", "3", "--checkpoint-every", "2", "--max-length", "64", .. more];
+        var (code, _, err) = Cllm(Train("--batch", "2"));
+        Assert.True(code == 0, err);
+        foreach (var (option, saved, asked) in new[] { ("--batch", "batch 2", "batch 4"), ("--lr", "lr 0.001", "lr 0.002"), ("--seed", "seed 1", "seed 9") })
+        {
+            var value = asked.Split(' ')[1];
+            (code, _, err) = Cllm(Train(option == "--batch" ? ["--batch", value] : ["--batch", "2", option, value]));
+            Assert.Equal(1, code);
+            var message = Assert.Single(err.Split('\n'), l => l.StartsWith("cllm: ", StringComparison.Ordinal)); // after the data summary
+            Assert.Contains($"written by a run with {saved}", message);
+            Assert.Contains($"this run asks for {asked}", message);
+        }
+    }
 }
