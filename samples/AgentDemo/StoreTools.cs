@@ -1,7 +1,6 @@
 using System.ComponentModel;
 using Cllm.Text;
 using Cllm.Training.Data;
-using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.AI;
 using Microsoft.SemanticKernel;
 
@@ -10,49 +9,27 @@ namespace Cllm.Samples.AgentDemo;
 /// <summary>
 /// The demo's tools, with exactly the names, descriptions and parameters of <see cref="DemoTools"/> (what the
 /// default model was trained to call). run_sql runs real SQLite on a store database built at startup in a
-/// temporary file and opened read-only, so whatever SQL the model writes cannot change it.
+/// temporary file, through <see cref="ReadOnlySqlTool"/>: one read-only SELECT, a time limit and a row cap, so
+/// whatever SQL the model writes cannot change anything, run away or flood the context.
 /// </summary>
 sealed class StoreTools : IDisposable
 {
     readonly StoreDatabase _store = new();
     readonly string _path = Path.Combine(Path.GetTempPath(), $"cllm-store-{Guid.NewGuid():N}.db");
-    readonly SqliteConnection _readOnly;
+    readonly ReadOnlySqlTool _sql;
 
     public StoreTools()
     {
-        using (var create = new SqliteConnection($"Data Source={_path};Mode=ReadWriteCreate;Pooling=False"))
-        {
-            create.Open();
-            using var command = create.CreateCommand();
-            command.CommandText = StoreDatabase.SchemaSql + "\n" + string.Join("\n", _store.InsertStatements());
-            command.ExecuteNonQuery();
-        }
-
-        _readOnly = new SqliteConnection($"Data Source={_path};Mode=ReadOnly;Pooling=False");
-        _readOnly.Open();
+        _store.WriteSqlite(_path);
+        _sql = new ReadOnlySqlTool(_path);
     }
 
     /// <summary>Called with (tool, arguments, result) on every call, so the console shows what the model did.</summary>
     public Action<string, string, string>? OnCall { get; set; }
 
     [KernelFunction("run_sql"), Description("Run read-only SQL on the store database.")]
-    public string RunSql([Description("A single SQLite SELECT statement.")] string query) => Report("run_sql", query, () =>
-    {
-        try
-        {
-            using var command = _readOnly.CreateCommand();
-            command.CommandText = query;
-            using var reader = command.ExecuteReader();
-            var rows = new List<IReadOnlyList<object?>>();
-            while (reader.Read())
-                rows.Add([.. Enumerable.Range(0, reader.FieldCount).Select(i => reader.IsDBNull(i) ? null : reader.GetValue(i))]);
-            return DemoTools.FormatRows(rows);
-        }
-        catch (SqliteException e)
-        {
-            return DemoTools.Error(e.Message); // the model's SQL is untrusted input, not a crash
-        }
-    });
+    public string RunSql([Description("A single SQLite SELECT statement.")] string query) =>
+        Report("run_sql", query, () => _sql.Run(query)); // capped, timed and read-only; errors come back as text
 
     [KernelFunction("get_order_status"), Description("Get an order's status.")]
     public string GetOrderStatus([Description("The order's id.")] int order_id) =>
@@ -84,7 +61,7 @@ sealed class StoreTools : IDisposable
 
     public void Dispose()
     {
-        _readOnly.Dispose();
+        _sql.Dispose();
         File.Delete(_path);
     }
 }

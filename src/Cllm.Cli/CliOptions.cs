@@ -76,7 +76,7 @@ static class CliOptions
         {
             Description = "Lookahead G: n-grams kept and verified per first token.", DefaultValueFactory = _ => GenerationOptions.DefaultNgramsPerKey,
         };
-        public Option<float> Temperature { get; } = new("--temperature") { Description = "0 is greedy; > 0 samples (exactly, with every decoder)." };
+        public Option<float> Temperature { get; } = new("--temperature") { Description = "0 is greedy; > 0 samples (exactly up to float rounding, with every decoder)." };
         public Option<float> TopP { get; } = new("--top-p") { Description = "Nucleus sampling mass.", DefaultValueFactory = _ => 1f };
         public Option<int> TopK { get; } = new("--top-k") { Description = "Sample among the k most likely tokens (0: all)." };
         public Option<long?> Seed { get; } = new("--seed") { Description = "Seed for sampling and random guesses." };

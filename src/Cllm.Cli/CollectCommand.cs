@@ -9,8 +9,9 @@ namespace Cllm.Cli;
 
 /// <summary>
 /// <c>cllm collect</c>: Jacobi trajectories of a teacher model on a prompts file, block after block.
-/// Appends one JSON line per block, all blocks of a prompt at once, so a killed run resumes by skipping
-/// the prompts already in the file; <c>--shard i/N</c> takes every N-th prompt, and shards' files concatenate.
+/// Appends one JSON line per block and a group_end line, all blocks of a prompt in one write
+/// (<see cref="TrajectoryFile"/>), so a run killed at any byte resumes by dropping an unfinished last group and
+/// skipping the prompts already in the file; <c>--shard i/N</c> takes every N-th prompt, and shards' files concatenate.
 /// </summary>
 static class CollectCommand
 {
@@ -37,7 +38,12 @@ static class CollectCommand
                 throw new ArgumentException($"--shard must be i/N with 0 <= i < N, not '{parse.GetValue(shard)}'.");
             using var engine = CllmEngine.Load(parse.GetValue(model)!, new EngineOptions { Threads = parse.GetValue(threads) });
             var outPath = parse.GetValue(output)!;
-            var done = File.Exists(outPath) ? TrajectoryCollector.Read(outPath).Select(t => t.PromptIndex).ToHashSet() : [];
+            // An unfinished group at the end (a killed run) is cut off here and collected again below.
+            var recovery = TrajectoryFile.Recover(outPath);
+            if (recovery.DroppedBytes > 0)
+                Console.Error.WriteLine($"{outPath}: dropped an unfinished group at the end ({recovery.DroppedBytes} bytes, " +
+                                        $"{recovery.DroppedLines} whole blocks); its prompt is collected again");
+            var done = recovery.DonePrompts;
             var all = CorpusWriter.ReadPrompts(parse.GetValue(prompts)!).Take(parse.GetValue(limit) ?? int.MaxValue).ToList();
             var mine = Enumerable.Range(0, all.Count).Where(i => i % count == index && !done.Contains(i)).ToList();
             Console.Error.WriteLine($"{mine.Count} prompts to collect ({done.Count} already in {outPath})");
@@ -51,7 +57,7 @@ static class CollectCommand
                 var random = new Random(parse.GetValue(seed) * 1_000_003 + i);
                 var trajectories = TrajectoryCollector.Collect(engine.Model, cache, i, engine.Tokenizer.Encode(all[i].Prompt),
                     parse.GetValue(block), parse.GetValue(maxTokens), engine.EosIds, parse.GetValue(augment), random);
-                File.AppendAllLines(outPath, trajectories.Select(TrajectoryCollector.ToJsonLine));
+                TrajectoryFile.AppendGroup(outPath, i, trajectories);
                 records += trajectories.Count;
                 states += trajectories.Sum(t => t.States.Length);
                 var eta = TimeSpan.FromSeconds(clock.Elapsed.TotalSeconds / (k + 1) * (mine.Count - k - 1));

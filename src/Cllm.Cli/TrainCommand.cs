@@ -125,7 +125,26 @@ static class TrainCommand
                     if (File.Exists(Path.Combine(tokenizerSource, file)))
                         File.Copy(Path.Combine(tokenizerSource, file), Path.Combine(outDir, file), overwrite: true);
                 var metricsPath = parse.GetValue(metrics);
-                var resumed = new Trainer(model, options, outDir).Run(objectiveFn, p => Report(p, metricsPath));
+                // Everything besides TrainOptions that decides the weights: resuming with other values is refused.
+                static string FileSetting(string? path) => path is null ? "none" : $"{Path.GetFileName(path)} ({new FileInfo(path).Length} bytes)";
+                var settings = new Dictionary<string, string>
+                {
+                    ["objective"] = parse.GetValue(objective)!, ["batch"] = batchSize.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                    ["dtype"] = scalar.ToString(), ["from"] = parse.GetValue(from) is { } f ? Path.GetFullPath(f) : "none",
+                };
+                if (parse.GetValue(objective) == "ar")
+                {
+                    settings["data"] = FileSetting(parse.GetValue(data));
+                    settings["preset"] = parse.GetValue(preset) ?? "none";
+                    settings["max-length"] = parse.GetValue(maxLength).ToString(System.Globalization.CultureInfo.InvariantCulture);
+                }
+                else
+                {
+                    settings["trajectories"] = FileSetting(parse.GetValue(trajectories));
+                    settings["loss"] = parse.GetValue(loss)!;
+                    settings["ar-weight"] = parse.GetValue(arWeight).ToString("R", System.Globalization.CultureInfo.InvariantCulture);
+                }
+                var resumed = new Trainer(model, options, outDir) { RunSettings = settings }.Run(objectiveFn, p => Report(p, metricsPath));
                 Console.Error.WriteLine();
                 Console.WriteLine($"Trained {options.Steps - resumed} steps (resumed at {resumed}); model written to {outDir}");
             }

@@ -75,6 +75,7 @@ public sealed class CllmEngine : IDisposable
         var model = ModelFiles.Load(modelDirectory, ToScalarType(options.DType), device);
         try
         {
+            ModelFolderCheck.TokenizerFitsModel(tokenizer, model.Config, modelDirectory);
             return new CllmEngine(model, tokenizer, options, ownsModel: true) { ModelDirectory = modelDirectory };
         }
         catch

@@ -1,4 +1,6 @@
 using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json.Nodes;
 using System.Text.Json;
 using Cllm.Checkpoints;
 using Cllm.Model;
@@ -68,6 +70,12 @@ public sealed class Trainer(Transformer model, TrainOptions options, string outp
 
     readonly TrainOptions _options = options.Validate();
 
+    /// <summary>
+    /// What else decides the run's result besides <see cref="TrainOptions"/> (objective, batch size, data, preset,
+    /// dtype...), as name and value. Saved with each checkpoint; resuming with any other value is refused.
+    /// </summary>
+    public IReadOnlyDictionary<string, string> RunSettings { get; init; } = new Dictionary<string, string>();
+
     public string CheckpointDirectory => Path.Combine(outputDirectory, CheckpointFolder);
 
     /// <summary>Runs steps from the last checkpoint (or 0) to <see cref="TrainOptions.Steps"/>, then saves the
@@ -133,18 +141,32 @@ public sealed class Trainer(Transformer model, TrainOptions options, string outp
         if (!Directory.Exists(CheckpointDirectory) && Directory.Exists(old)) Directory.Move(old, CheckpointDirectory);
         var state = Path.Combine(CheckpointDirectory, StateFile);
         if (!File.Exists(state)) return 0;
-        var saved = JsonSerializer.Deserialize<CheckpointState>(File.ReadAllText(state))
+        CheckpointState saved;
+        try
+        {
+            saved = JsonSerializer.Deserialize<CheckpointState>(File.ReadAllText(state))
                     ?? throw new InvalidDataException($"{state}: empty trainer state.");
-        if (saved.Steps != _options.Steps)
-            throw new InvalidOperationException(
-                $"{CheckpointDirectory} was written by a run of {saved.Steps} steps; this run asks for {_options.Steps}. " +
-                "Resume with the same options or delete the checkpoint folder to start over.");
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"{state}: not a trainer state ({e.Message}). Delete {CheckpointDirectory} to start over.", e);
+        }
+        CheckSameRun(saved);
         using (var scope = NewDisposeScope())
         using (no_grad())
         {
             var weights = HfCheckpoint.ReadWeights(CheckpointDirectory);
             var byName = ModelFiles.ToHuggingFace(model);
-            foreach (var (name, tensor) in byName) tensor.copy_(weights[name]);
+            foreach (var (name, tensor) in byName)
+            {
+                // Checkpoints from before settings were saved: a shape change must still be a message, not a native error.
+                if (!weights.TryGetValue(name, out var stored) || !stored.shape.SequenceEqual(tensor.shape))
+                    throw new InvalidOperationException(
+                        $"{CheckpointDirectory} holds {(stored is null ? "no" : $"a [{string.Join(", ", stored.shape)}]")} tensor '{name}'; " +
+                        $"this run's model needs [{string.Join(", ", tensor.shape)}]. Resume with the same model shape " +
+                        $"(preset, --from) or delete {CheckpointDirectory} to start over.");
+                tensor.copy_(stored);
+            }
         }
         optimizer.load_state_dict(Path.Combine(CheckpointDirectory, OptimizerFile));
         return saved.Step;
@@ -158,7 +180,8 @@ public sealed class Trainer(Transformer model, TrainOptions options, string outp
         Directory.CreateDirectory(temp);
         ModelFiles.Save(model, temp);
         optimizer.save_state_dict(Path.Combine(temp, OptimizerFile));
-        File.WriteAllText(Path.Combine(temp, StateFile), JsonSerializer.Serialize(new CheckpointState(step, _options.Steps)));
+        File.WriteAllText(Path.Combine(temp, StateFile),
+            JsonSerializer.Serialize(new CheckpointState(step, _options.Steps) { Settings = CurrentSettings() }));
         var old = CheckpointDirectory + ".old";
         if (Directory.Exists(old)) Directory.Delete(old, recursive: true);
         if (Directory.Exists(CheckpointDirectory)) Directory.Move(CheckpointDirectory, old);
@@ -166,5 +189,52 @@ public sealed class Trainer(Transformer model, TrainOptions options, string outp
         if (Directory.Exists(old)) Directory.Delete(old, recursive: true);
     }
 
-    sealed record CheckpointState(int Step, int Steps);
+    /// <summary>Everything that decides the weights a step produces, by the name a user knows it under.</summary>
+    Dictionary<string, string> CurrentSettings()
+    {
+        static string F(double x) => x.ToString("R", CultureInfo.InvariantCulture);
+        var settings = new Dictionary<string, string>
+        {
+            ["steps"] = _options.Steps.ToString(CultureInfo.InvariantCulture),
+            ["accumulation"] = _options.GradientAccumulation.ToString(CultureInfo.InvariantCulture),
+            ["lr"] = F(_options.LearningRate),
+            ["weight-decay"] = F(_options.WeightDecay),
+            ["warmup"] = F(_options.WarmupFraction),
+            ["min-lr-fraction"] = F(_options.MinLearningRateFraction),
+            ["clip"] = F(_options.ClipNorm),
+            ["seed"] = _options.Seed.ToString(CultureInfo.InvariantCulture),
+            ["model"] = JsonNode.Parse(model.Config.ToJson())!.ToJsonString(),
+        };
+        foreach (var (name, value) in RunSettings) settings[name] = value;
+        return settings;
+    }
+
+    void CheckSameRun(CheckpointState saved)
+    {
+        var now = CurrentSettings();
+        now["steps"] = _options.Steps.ToString(CultureInfo.InvariantCulture);
+        var savedSettings = new Dictionary<string, string>(saved.Settings ?? []) { ["steps"] = saved.Steps.ToString(CultureInfo.InvariantCulture) };
+        // Compare what both runs name; a setting only one of them has (an older checkpoint) cannot be checked.
+        var differ = savedSettings.Keys.Intersect(now.Keys).Where(k => savedSettings[k] != now[k]).OrderBy(k => k == "model").ThenBy(k => k).ToList();
+        if (differ.Count == 0) return;
+        string Show(IReadOnlyDictionary<string, string> values) =>
+            string.Join(", ", differ.Select(k => k == "model" ? $"model shape {ModelDiff(values[k], values == now ? savedSettings[k] : now[k])}" : $"{k} {values[k]}"));
+        throw new InvalidOperationException(
+            $"{CheckpointDirectory} was written by a run with {Show(savedSettings)}; this run asks for {Show(now)}. " +
+            $"Resume with the saved values, or delete {CheckpointDirectory} to start over.");
+    }
+
+    /// <summary>The config.json fields in which <paramref name="json"/> differs from <paramref name="other"/>, with its values.</summary>
+    static string ModelDiff(string json, string other)
+    {
+        var a = JsonNode.Parse(json)!.AsObject();
+        var b = JsonNode.Parse(other)!.AsObject();
+        var fields = a.Where(p => !JsonNode.DeepEquals(p.Value, b[p.Key])).Select(p => $"{p.Key}={p.Value?.ToJsonString()}");
+        return "(" + string.Join(", ", fields) + ")";
+    }
+
+    sealed record CheckpointState(int Step, int Steps)
+    {
+        public Dictionary<string, string>? Settings { get; init; }
+    }
 }

@@ -111,7 +111,8 @@ public static class TrajectoryCollector
 
     public static string ToJsonLine(Trajectory trajectory) => JsonSerializer.Serialize(trajectory, Json);
 
-    /// <summary>Reads a trajectories file; a malformed line is an error naming the file and line.</summary>
+    /// <summary>Reads a trajectories file (group_end lines skipped, see <see cref="TrajectoryFile"/>); a malformed
+    /// line is an error naming the file and line.</summary>
     public static IEnumerable<Trajectory> Read(string path)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"Trajectories file not found: {path}", path);
@@ -119,7 +120,7 @@ public static class TrajectoryCollector
         foreach (var line in File.ReadLines(path))
         {
             number++;
-            if (line.Trim().Length == 0) continue;
+            if (line.Trim().Length == 0 || TrajectoryFile.IsGroupEnd(line)) continue;
             Trajectory? t;
             try { t = JsonSerializer.Deserialize<Trajectory>(line, Json); }
             catch (JsonException e) { throw new InvalidDataException($"{path}:{number}: not a trajectory ({e.Message}).", e); }

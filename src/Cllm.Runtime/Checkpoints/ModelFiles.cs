@@ -20,8 +20,19 @@ public static class ModelFiles
     public static Transformer Load(string modelDirectory, ScalarType dtype = ScalarType.Float32, Device? device = null)
     {
         TorchNative.EnsureLoaded();
+        if (File.Exists(modelDirectory))
+            throw new DirectoryNotFoundException($"'{modelDirectory}' is a file; give the model folder (config.json and weights) instead.");
         if (!Directory.Exists(modelDirectory))
             throw new DirectoryNotFoundException($"Model folder not found: {modelDirectory}");
+        try
+        {
+            using var entries = Directory.EnumerateFileSystemEntries(modelDirectory).GetEnumerator();
+            entries.MoveNext();
+        }
+        catch (Exception e) when (e is UnauthorizedAccessException or IOException)
+        {
+            throw new UnauthorizedAccessException($"Model folder '{modelDirectory}' cannot be read ({e.Message}); check its permissions.", e);
+        }
         var config = ModelConfig.Load(Path.Combine(modelDirectory, ConfigFile));
         device ??= CPU;
         var model = new Transformer(config, dtype, device);

@@ -39,7 +39,8 @@ public sealed record GenerationOptions
     /// <summary>Lookahead's G: n-grams kept (and verified) per first token, least recently used evicted.</summary>
     public int NgramsPerKey { get; init; } = DefaultNgramsPerKey;
     public JacobiGuess InitialGuess { get; init; } = JacobiGuess.RandomFromContext;
-    /// <summary>0 is greedy. Every decoder samples exactly from the model's (filtered) distribution.</summary>
+    /// <summary>0 is greedy, and so is any temperature too small to divide by (the distribution is then the
+    /// argmax's). Every decoder samples from the model's (filtered) distribution, exactly up to float rounding.</summary>
     public float Temperature { get; init; }
     public float TopP { get; init; } = 1;
     /// <summary>0 keeps every token.</summary>
@@ -51,6 +52,14 @@ public sealed record GenerationOptions
 
     public GenerationOptions Validate()
     {
+        if (!Enum.IsDefined(Decoder))
+            throw new ArgumentOutOfRangeException(nameof(Decoder), Decoder,
+                $"Decoder {(int)Decoder} is not a DecoderKind; use {string.Join(", ", Enum.GetNames<DecoderKind>())}.");
+        if (!Enum.IsDefined(InitialGuess))
+            throw new ArgumentOutOfRangeException(nameof(InitialGuess), InitialGuess,
+                $"InitialGuess {(int)InitialGuess} is not a JacobiGuess; use {string.Join(", ", Enum.GetNames<JacobiGuess>())}.");
+        if (StopTokenIds?.Any(id => id < 0) == true)
+            throw new ArgumentOutOfRangeException(nameof(StopTokenIds), StopTokenIds.First(id => id < 0), "StopTokenIds must be token ids >= 0.");
         if (MaxNewTokens <= 0)
             throw new ArgumentOutOfRangeException(nameof(MaxNewTokens), MaxNewTokens, "MaxNewTokens must be at least 1.");
         if (BlockSize is < 2 or > 256)

@@ -8,14 +8,19 @@ namespace Cllm.Decoding;
 /// filtered distribution (temperature, top-k, top-p) with a uniform number fixed by the seed and by which new
 /// token the row would produce (the i-th new token always uses u_i). So a token depends only on the seed, its
 /// index and the context before it, not on which decoder ran or which guesses it verified: with the same seed,
-/// Jacobi and lookahead sampling give autoregressive sampling's very tokens, and each token follows the model's
-/// distribution (a guess is accepted exactly when the draw lands on it, with probability p(guess)).
+/// Jacobi and lookahead sampling give autoregressive sampling's tokens, and each token follows the model's
+/// distribution (a guess is accepted exactly when the draw lands on it, with probability p(guess)). Exact up to
+/// float rounding: a pass over k positions computes the same logits as k one-token passes only to within
+/// ~1e-6, so a draw that lands that close to a CDF boundary can pick the neighbouring token (docs/reliability.md
+/// measures how often).
 /// </summary>
 sealed class Sampler(GenerationOptions options)
 {
     readonly ulong _seed = (ulong)(options.Seed ?? Random.Shared.NextInt64());
 
-    public bool Greedy => options.Temperature == 0;
+    /// <summary>Temperatures whose reciprocal overflows float (subnormals) are greedy outright; any other small
+    /// temperature also ends at the argmax because <see cref="Probabilities"/> shifts before it divides.</summary>
+    public bool Greedy => options.Temperature == 0 || float.IsInfinity(1f / options.Temperature);
 
     /// <summary>logits: [rows, vocab]; indices[r]: the index (0 = first new token) of the token row r chooses.</summary>
     public int[] Choose(Tensor logits, int[] indices)
@@ -36,7 +41,9 @@ sealed class Sampler(GenerationOptions options)
     /// Filtered-out tokens get probability 0; the rest is not renormalised (the draw scales by the row's total).</summary>
     public static Tensor Probabilities(Tensor logits, GenerationOptions options)
     {
-        var scores = logits / options.Temperature;
+        // Shift by the row maximum first (softmax does not change): the largest score is then 0 and the others
+        // at most 0, so a tiny temperature gives -inf for them and 0 for the argmax, never inf - inf = NaN.
+        var scores = (logits - logits.amax([-1L], keepdim: true)) / options.Temperature;
         if (options.TopK > 0 && options.TopK < scores.shape[^1])
         {
             var kth = scores.topk(options.TopK).values.narrow(-1, options.TopK - 1, 1);

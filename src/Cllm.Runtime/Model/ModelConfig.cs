@@ -110,6 +110,13 @@ public sealed record ModelConfig
         Require(RmsNormEps > 0, "rms_norm_eps must be positive.");
         Require(RopeTheta > 0, "rope_theta must be positive.");
         Require(MaxPositions > 0, "max_position_embeddings must be positive.");
+        Require(SlidingWindow is null or > 0, $"sliding_window ({SlidingWindow}) must be positive.");
+        Require(BosTokenId is null || (BosTokenId >= 0 && BosTokenId < VocabSize),
+            $"bos_token_id {BosTokenId} is outside the vocabulary (0 to {VocabSize - 1}); fix bos_token_id or vocab_size.");
+        foreach (var eos in EosTokenIds)
+            Require(eos >= 0 && eos < VocabSize, $"eos_token_id {eos} is outside the vocabulary (0 to {VocabSize - 1}); fix eos_token_id or vocab_size.");
+        Require(ParameterCount <= 1_000_000_000_000L,
+            $"these sizes describe {ParameterCount:N0} parameters; check vocab_size, hidden_size, intermediate_size and num_hidden_layers.");
         if (RopeScaling is { } s)
         {
             Require(s.Type is "linear" or "dynamic" or "llama3",
@@ -138,77 +145,85 @@ public sealed record ModelConfig
         return FromJson(json, path);
     }
 
+    // Far beyond any real model, small enough that a typo cannot make the loader allocate terabytes.
+    const int MaxDimension = 1 << 20, MaxVocab = 1 << 24, MaxLayers = 4096, MaxHeads = 4096, MaxPositionsLimit = 1 << 24;
+
     public static ModelConfig FromJson(JsonObject json, string source = "config.json")
     {
-        T Get<T>(string key, T fallback)
-        {
-            var node = json[key];
-            if (node is null) return fallback;
-            try { return node.GetValue<T>(); }
-            catch (Exception e) when (e is FormatException or InvalidOperationException)
-            {
-                throw new InvalidDataException($"{source}: '{key}' has the wrong type ({node.ToJsonString()}).", e);
-            }
-        }
-        int Required(string key) => json[key] is null
-            ? throw new InvalidDataException($"{source}: required field '{key}' is missing.")
-            : Get(key, 0);
+        var f = new ConfigFields(json, source);
+        int Required(string key, long min, long max) => f.Int(key, min, max)
+            ?? throw new InvalidDataException($"{source}: required field '{key}' is missing; add it to {Path.GetFileName(source)}.");
 
-        var architecture = json["architectures"] is JsonArray { Count: > 0 } archs
-            ? archs[0]!.GetValue<string>()
-            : (Get<string?>("model_type", null) switch
+        string architecture;
+        if (json["architectures"] is { } archNode)
+        {
+            if (archNode is not JsonArray { Count: > 0 } archs || archs[0]?.GetValueKind() != JsonValueKind.String)
+                throw ConfigFields.Error(source, "architectures", ConfigFields.Show(archNode), "a list of class names such as [\"LlamaForCausalLM\"]");
+            architecture = archs[0]!.GetValue<string>();
+        }
+        else
+        {
+            architecture = f.String("model_type") switch
             {
                 "llama" => "LlamaForCausalLM",
                 "mistral" => "MistralForCausalLM",
                 "qwen2" => "Qwen2ForCausalLM",
-                var other => other ?? throw new InvalidDataException($"{source}: neither 'architectures' nor 'model_type' is given."),
-            });
+                null => throw new InvalidDataException($"{source}: neither 'architectures' nor 'model_type' is given; " +
+                                                       "add \"architectures\": [\"LlamaForCausalLM\"] (or the model's own class)."),
+                var other => other,
+            };
+        }
 
-        var hidden = Required("hidden_size");
-        var heads = Required("num_attention_heads");
+        var vocab = Required("vocab_size", 1, MaxVocab);
+        var hidden = Required("hidden_size", 1, MaxDimension);
+        var heads = Required("num_attention_heads", 1, MaxHeads);
         var isQwen2 = architecture == "Qwen2ForCausalLM";
-        var slidingWindow = json["sliding_window"] is JsonValue && (!isQwen2 || Get("use_sliding_window", false))
-            ? Get<int?>("sliding_window", null)
-            : null;
+        int? slidingWindow = null;
+        if (json["sliding_window"] is not null && (!isQwen2 || f.Bool("use_sliding_window") == true))
+            slidingWindow = f.Int("sliding_window", 1, int.MaxValue);
 
         return new ModelConfig
         {
             Architecture = architecture,
-            VocabSize = Required("vocab_size"),
+            VocabSize = vocab,
             HiddenSize = hidden,
-            IntermediateSize = Required("intermediate_size"),
-            NumLayers = Required("num_hidden_layers"),
+            IntermediateSize = Required("intermediate_size", 1, MaxDimension),
+            NumLayers = Required("num_hidden_layers", 1, MaxLayers),
             NumHeads = heads,
-            NumKvHeads = Get("num_key_value_heads", heads),
-            HeadDim = json["head_dim"] is JsonValue ? Get("head_dim", 0) : hidden / Math.Max(heads, 1),
-            RmsNormEps = Get("rms_norm_eps", 1e-6),
-            RopeTheta = Get("rope_theta", 10000.0),
+            NumKvHeads = f.Int("num_key_value_heads", 1, MaxHeads) ?? heads,
+            HeadDim = f.Int("head_dim", 1, MaxDimension) ?? hidden / heads,
+            RmsNormEps = f.Double("rms_norm_eps", 0, 1) ?? 1e-6,
+            RopeTheta = f.Double("rope_theta", 0, double.MaxValue) ?? 10000.0,
             RopeScaling = ReadRopeScaling(json["rope_scaling"], source),
-            MaxPositions = Get("max_position_embeddings", 2048),
-            TieWordEmbeddings = Get("tie_word_embeddings", false),
-            AttentionBias = isQwen2 || Get("attention_bias", false),
+            MaxPositions = f.Int("max_position_embeddings", 2, MaxPositionsLimit) ?? 2048,
+            TieWordEmbeddings = f.Bool("tie_word_embeddings") ?? false,
+            AttentionBias = isQwen2 || (f.Bool("attention_bias") ?? false),
             SlidingWindow = slidingWindow,
-            BosTokenId = Get<int?>("bos_token_id", null),
-            EosTokenIds = json["eos_token_id"] switch
-            {
-                null => [],
-                JsonArray a => a.Select(x => x!.GetValue<int>()).ToArray(),
-                var v => [v.GetValue<int>()],
-            },
+            BosTokenId = json["bos_token_id"] is { } bos ? f.ToInt(bos, "bos_token_id", 0, vocab - 1) : null,
+            EosTokenIds = f.Ids("eos_token_id", vocab),
         }.Validate(source);
     }
 
     static RopeScaling? ReadRopeScaling(JsonNode? node, string source)
     {
-        if (node is not JsonObject o) return null;
-        var type = (o["rope_type"] ?? o["type"])?.GetValue<string>()
-                   ?? throw new InvalidDataException($"{source}: rope_scaling has no 'rope_type'.");
-        if (type == "default") return null;
-        if (type is not ("linear" or "dynamic" or "llama3"))
-            throw new InvalidDataException($"{source}: rope_scaling type '{type}' is not supported; supported: linear, dynamic, llama3.");
-        double D(string key, double fallback) => o[key] is { } v ? v.GetValue<double>() : fallback;
-        return new RopeScaling(type, D("factor", 1), D("low_freq_factor", 1), D("high_freq_factor", 4),
-            o["original_max_position_embeddings"]?.GetValue<int>());
+        if (node is null) return null;
+        if (node is not JsonObject o)
+            throw ConfigFields.Error(source, "rope_scaling", ConfigFields.Show(node), "an object such as {\"rope_type\": \"linear\", \"factor\": 2.0}");
+        var f = new ConfigFields(o, source);
+        try
+        {
+            var type = (o["rope_type"] is not null ? f.String("rope_type") : f.String("type"))
+                       ?? throw new InvalidDataException($"{source}: rope_scaling has no 'rope_type'; add one (linear, dynamic or llama3).");
+            if (type == "default") return null;
+            if (type is not ("linear" or "dynamic" or "llama3"))
+                throw new InvalidDataException($"{source}: rope_scaling type '{type}' is not supported; supported: linear, dynamic, llama3.");
+            return new RopeScaling(type, f.Double("factor", 1, 1e6, minExclusive: false) ?? 1, f.Double("low_freq_factor", 0, 1e6) ?? 1,
+                f.Double("high_freq_factor", 0, 1e6) ?? 4, f.Int("original_max_position_embeddings", 1, MaxPositionsLimit));
+        }
+        catch (InvalidDataException e)
+        {
+            throw new InvalidDataException(e.Message.Replace("field '", "field 'rope_scaling.", StringComparison.Ordinal), e);
+        }
     }
 
     /// <summary>The Hugging Face config.json for this model.</summary>

@@ -45,6 +45,14 @@ internal static class HfTokenizerJson
 
         var vocab = ReadVocab(path, model);
         var merges = ReadMerges(path, model);
+        if (merges.Count == 0 && vocab.Keys.Any(k => k.Length > 1))
+        {
+            // Without merges BPE never builds a token longer than one symbol: every text would come out one id
+            // per byte, which the model was not trained on. Refused, so a tokenizer.model beside it wins.
+            throw new InvalidDataException($"'{path}': model.merges is missing or empty although model.vocab has multi-character " +
+                "tokens (the file is incomplete); download the complete tokenizer.json.");
+        }
+
         var added = ReadAddedTokens(path, root);
         int? unk = NonEmptyString(model, "unk_token") is string u ? vocab.TryGetValue(u, out int uid) ? uid : added.FirstOrDefault(a => a.Content == u)?.Id : null;
         var bpe = BpeModel.FromMerges(
@@ -163,10 +171,10 @@ internal static class HfTokenizerJson
         foreach (var a in list.EnumerateArray())
         {
             if (a.ValueKind != JsonValueKind.Object ||
-                !a.TryGetProperty("id", out var id) || !id.TryGetInt32(out int idValue) ||
+                !a.TryGetProperty("id", out var id) || !id.TryGetInt32(out int idValue) || idValue < 0 ||
                 !a.TryGetProperty("content", out var c) || c.ValueKind != JsonValueKind.String)
             {
-                throw new InvalidDataException($"'{path}': an added_tokens entry lacks \"id\" or \"content\".");
+                throw new InvalidDataException($"'{path}': an added_tokens entry lacks \"id\" (a whole number >= 0) or \"content\" (a string): {a.GetRawText()}");
             }
 
             bool special = IsTrue(a, "special");

@@ -58,6 +58,19 @@ public sealed class TextTokenizer
         AddBos = bosId is int bos && _prefix.Contains(bos);
         AddEos = _suffix.Length > 0;
         VocabularySize = pipeline.Size;
+        // Ids from the JSON configs must name tokens that exist: an EOS that is not there would never stop
+        // generation, a BOS that is not there would crash the first forward pass.
+        if (bosId is int bid && pipeline.IdToToken(bid) is null)
+        {
+            throw new InvalidDataException($"BOS id {bid} (bos_token_id in generation_config.json, or bos_token in tokenizer_config.json) " +
+                                           $"is not in the tokenizer's vocabulary (ids 0 to {VocabularySize - 1}); fix or remove it.");
+        }
+
+        foreach (int eid in eosIds.Where(e => pipeline.IdToToken(e) is null))
+        {
+            throw new InvalidDataException($"EOS id {eid} (eos_token_id in generation_config.json, or eos_token in tokenizer_config.json) " +
+                                           $"is not in the tokenizer's vocabulary (ids 0 to {VocabularySize - 1}); fix or remove it.");
+        }
         StreamGuard = kind == SentencePieceKind ? FindStreamGuard() : null;
     }
 
@@ -93,12 +106,47 @@ public sealed class TextTokenizer
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(modelDirectory);
         string dir = Path.GetFullPath(modelDirectory);
+        if (File.Exists(dir))
+        {
+            throw new FileNotFoundException($"'{dir}' is a file; give the model folder that holds it (tokenizer.json or tokenizer.model).", dir);
+        }
+
         if (!Directory.Exists(dir))
         {
             throw new FileNotFoundException($"Model folder '{dir}' does not exist; expected tokenizer.json or tokenizer.model in it.", dir);
         }
 
+        try
+        {
+            using var entries = Directory.EnumerateFileSystemEntries(dir).GetEnumerator();
+            entries.MoveNext();
+        }
+        catch (Exception ex) when (ex is UnauthorizedAccessException or IOException)
+        {
+            // Without this, an unreadable folder looks empty and the error would say "no tokenizer".
+            throw new UnauthorizedAccessException($"Model folder '{dir}' cannot be read ({ex.Message}); check its permissions.", ex);
+        }
+
         var config = TokenizerConfig.Read(dir);
+        var tokenizer = LoadFiles(dir, config);
+        // generation_config.json ids must exist even where tokenizer_config.json's tokens take precedence over them.
+        var generationIds = config.GenerationEosIds.ToList();
+        if (config.GenerationBosId is int generationBos)
+        {
+            generationIds.Add(generationBos);
+        }
+
+        foreach (int id in generationIds.Where(id => tokenizer.IdToToken(id) is null))
+        {
+            throw new InvalidDataException($"{Path.Combine(dir, "generation_config.json")}: token id {id} (bos_token_id / eos_token_id) " +
+                                           $"is not in the tokenizer's vocabulary (ids 0 to {tokenizer.VocabularySize - 1}); fix or remove it.");
+        }
+
+        return tokenizer;
+    }
+
+    private static TextTokenizer LoadFiles(string dir, TokenizerConfig config)
+    {
         string jsonPath = Path.Combine(dir, "tokenizer.json");
         var modelFiles = new[] { Path.Combine(dir, "tokenizer.model"), Path.Combine(dir, "original", "tokenizer.model") }.Where(File.Exists).ToList();
         if (File.Exists(jsonPath))

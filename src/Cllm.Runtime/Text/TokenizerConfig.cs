@@ -42,11 +42,14 @@ internal sealed record TokenizerConfig(
             if (doc is not null && doc.RootElement.ValueKind == JsonValueKind.Object)
             {
                 var root = doc.RootElement;
-                bos = TokenText(root, "bos_token");
-                eos = TokenText(root, "eos_token");
-                if (root.TryGetProperty("add_bos_token", out var ab) && ab.ValueKind is JsonValueKind.True or JsonValueKind.False)
+                string file = Path.Combine(directory, "tokenizer_config.json");
+                bos = TokenText(file, root, "bos_token");
+                eos = TokenText(file, root, "eos_token");
+                if (root.TryGetProperty("add_bos_token", out var ab) && ab.ValueKind != JsonValueKind.Null)
                 {
-                    addBos = ab.GetBoolean();
+                    addBos = ab.ValueKind is JsonValueKind.True or JsonValueKind.False
+                        ? ab.GetBoolean()
+                        : throw Field(file, "add_bos_token", ab, "true or false");
                 }
 
                 addEos = Flag(root, "add_eos_token");
@@ -57,12 +60,20 @@ internal sealed record TokenizerConfig(
                 {
                     foreach (var p in atd.EnumerateObject())
                     {
-                        if (int.TryParse(p.Name, out int id) && p.Value.ValueKind == JsonValueKind.Object &&
-                            p.Value.TryGetProperty("content", out var c) && c.ValueKind == JsonValueKind.String)
+                        string field = $"added_tokens_decoder.{p.Name}";
+                        if (!int.TryParse(p.Name, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int id))
                         {
-                            bool special = p.Value.TryGetProperty("special", out var s) && s.ValueKind == JsonValueKind.True;
-                            added.Add(new AddedToken(id, c.GetString()!, special));
+                            throw new InvalidDataException($"{file}: '{field}': the key must be a token id (a whole number >= 0), " +
+                                                           $"not '{p.Name}'. Fix the key in tokenizer_config.json.");
                         }
+
+                        if (p.Value.ValueKind != JsonValueKind.Object || !p.Value.TryGetProperty("content", out var c) || c.ValueKind != JsonValueKind.String)
+                        {
+                            throw Field(file, field, p.Value, "an object with the token's text in \"content\"");
+                        }
+
+                        bool special = p.Value.TryGetProperty("special", out var s) && s.ValueKind == JsonValueKind.True;
+                        added.Add(new AddedToken(id, c.GetString()!, special));
                     }
                 }
             }
@@ -73,8 +84,10 @@ internal sealed record TokenizerConfig(
         {
             if (doc is not null && doc.RootElement.ValueKind == JsonValueKind.Object)
             {
-                bos ??= TokenText(doc.RootElement, "bos_token");
-                eos ??= TokenText(doc.RootElement, "eos_token");
+                string file = Path.Combine(directory, "special_tokens_map.json");
+                string? mapBos = TokenText(file, doc.RootElement, "bos_token"), mapEos = TokenText(file, doc.RootElement, "eos_token");
+                bos ??= mapBos;
+                eos ??= mapEos;
             }
         }
 
@@ -85,21 +98,22 @@ internal sealed record TokenizerConfig(
             if (doc is not null && doc.RootElement.ValueKind == JsonValueKind.Object)
             {
                 var root = doc.RootElement;
-                if (root.TryGetProperty("bos_token_id", out var b) && b.ValueKind == JsonValueKind.Number)
+                string file = Path.Combine(directory, "generation_config.json");
+                if (root.TryGetProperty("bos_token_id", out var b) && b.ValueKind != JsonValueKind.Null)
                 {
-                    genBos = b.GetInt32();
+                    genBos = Id(file, "bos_token_id", b);
                 }
 
                 // Instruct models list several stop ids here (e.g. LLaMA-3: end_of_text and eot_id).
                 if (root.TryGetProperty("eos_token_id", out var e))
                 {
-                    if (e.ValueKind == JsonValueKind.Number)
+                    if (e.ValueKind == JsonValueKind.Array)
                     {
-                        genEos.Add(e.GetInt32());
+                        genEos.AddRange(e.EnumerateArray().Select((x, i) => Id(file, $"eos_token_id[{i}]", x)));
                     }
-                    else if (e.ValueKind == JsonValueKind.Array)
+                    else if (e.ValueKind != JsonValueKind.Null)
                     {
-                        genEos.AddRange(e.EnumerateArray().Where(x => x.ValueKind == JsonValueKind.Number).Select(x => x.GetInt32()));
+                        genEos.Add(Id(file, "eos_token_id", e));
                     }
                 }
             }
@@ -116,8 +130,21 @@ internal sealed record TokenizerConfig(
     private static bool? Flag(JsonElement obj, string name) =>
         obj.TryGetProperty(name, out var v) && v.ValueKind is JsonValueKind.True or JsonValueKind.False ? v.GetBoolean() : null;
 
+    /// <summary>A token id: a whole JSON number >= 0 (whether it is in the vocabulary is checked by the tokenizer).</summary>
+    private static int Id(string file, string field, JsonElement value) =>
+        value.ValueKind == JsonValueKind.Number && value.TryGetInt32(out int id) && id >= 0
+            ? id
+            : throw Field(file, field, value, "a token id (a whole number >= 0)");
+
+    private static InvalidDataException Field(string file, string field, JsonElement value, string expected)
+    {
+        string text = value.GetRawText();
+        return new InvalidDataException($"{file}: field '{field}' is {(text.Length > 60 ? text[..60] + "..." : text)}; it must be {expected}. " +
+                                        $"Fix or remove '{field}' in {Path.GetFileName(file)}.");
+    }
+
     /// <summary>A token field may be a string, null, or an AddedToken object <c>{"content": ...}</c>.</summary>
-    private static string? TokenText(JsonElement obj, string name)
+    private static string? TokenText(string file, JsonElement obj, string name)
     {
         if (!obj.TryGetProperty(name, out var v))
         {
@@ -127,8 +154,9 @@ internal sealed record TokenizerConfig(
         return v.ValueKind switch
         {
             JsonValueKind.String => v.GetString(),
+            JsonValueKind.Null => null,
             JsonValueKind.Object when v.TryGetProperty("content", out var c) && c.ValueKind == JsonValueKind.String => c.GetString(),
-            _ => null,
+            _ => throw Field(file, name, v, "the token's text (a string, or an object with \"content\")"),
         };
     }
 

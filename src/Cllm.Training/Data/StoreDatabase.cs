@@ -166,6 +166,18 @@ public sealed class StoreDatabase
             yield return $"INSERT INTO orders (id, customer_id, product_id, quantity, status, order_date) VALUES ({o.Id}, {o.CustomerId}, {o.ProductId}, {o.Quantity}, {Q(o.Status)}, {Q(o.OrderDate)});";
     }
 
+    /// <summary>Writes the store as a SQLite file at <paramref name="path"/> (replacing any file there).</summary>
+    public void WriteSqlite(string path)
+    {
+        if (File.Exists(path)) File.Delete(path);
+        using var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={path};Mode=ReadWriteCreate;Pooling=False");
+        connection.Open();
+        using var command = connection.CreateCommand();
+        // One transaction: without it every INSERT is its own synced commit.
+        command.CommandText = "BEGIN;\n" + SchemaSql + "\n" + string.Join("\n", InsertStatements()) + "\nCOMMIT;";
+        command.ExecuteNonQuery();
+    }
+
     /// <summary>Runs a query in one of the canonical <see cref="Forms"/>; null for any other SQL.</summary>
     public IReadOnlyList<IReadOnlyList<object?>>? Execute(string sql)
     {

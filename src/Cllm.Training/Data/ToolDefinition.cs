@@ -48,8 +48,8 @@ public static class DemoTools
             case "get_order_status":
                 return int.TryParse(Arg("order_id"), CultureInfo.InvariantCulture, out int id) ? OrderStatusJson(db, id) : Error("order_id must be an integer");
             case "calculate":
-                double? value = Arithmetic.TryEvaluate(Arg("expression") ?? "");
-                return value is { } v && double.IsFinite(v) ? ResultJson(v) : Error("invalid expression");
+                double? value = Arithmetic.TryEvaluate(Arg("expression") ?? "", out string? problem);
+                return value is { } v && double.IsFinite(v) ? ResultJson(v) : Error(problem ?? "invalid expression");
             case "get_weather":
                 return WeatherJson(Arg("city") ?? "");
             default:
@@ -76,71 +76,102 @@ public static class DemoTools
     }
 }
 
-/// <summary>Recursive-descent evaluation of + - * / with parentheses and unary minus; null when malformed.</summary>
+/// <summary>
+/// Recursive-descent evaluation of + - * / with parentheses and unary minus; null when malformed. Input is
+/// the model's, so its length and nesting are bounded (deep nesting would otherwise overflow the stack).
+/// </summary>
 internal static class Arithmetic
 {
-    public static double? TryEvaluate(string text)
-    {
-        int pos = 0;
-        double? value = Sum(text, ref pos);
-        SkipSpaces(text, ref pos);
-        return pos == text.Length ? value : null;
-    }
+    public const int MaxLength = 1_000, MaxDepth = 64;
 
-    private static double? Sum(string s, ref int pos)
+    public static double? TryEvaluate(string text) => TryEvaluate(text, out _);
+
+    /// <summary>The value, or null with <paramref name="problem"/> saying why when a limit was hit (null
+    /// problem: plain malformed input).</summary>
+    public static double? TryEvaluate(string text, out string? problem)
     {
-        double? left = Product(s, ref pos);
-        while (left is not null && Next(s, ref pos) is '+' or '-')
+        problem = null;
+        if (text.Length > MaxLength)
         {
-            char op = s[pos++];
-            double? right = Product(s, ref pos);
-            left = right is null ? null : op == '+' ? left + right : left - right;
+            problem = $"expression is {text.Length} characters; the limit is {MaxLength}";
+            return null;
         }
 
-        return left;
+        var parser = new Parser(text);
+        double? value = parser.Sum(0);
+        parser.SkipSpaces();
+        if (parser.TooDeep) problem = $"expression nests deeper than {MaxDepth} levels";
+        return !parser.TooDeep && parser.Pos == text.Length ? value : null;
     }
 
-    private static double? Product(string s, ref int pos)
+    private sealed class Parser(string s)
     {
-        double? left = Factor(s, ref pos);
-        while (left is not null && Next(s, ref pos) is '*' or '/')
+        public int Pos;
+        public bool TooDeep;
+
+        public double? Sum(int depth)
         {
-            char op = s[pos++];
-            double? right = Factor(s, ref pos);
-            left = right is null || (op == '/' && right == 0) ? null : op == '*' ? left * right : left / right;
+            double? left = Product(depth);
+            while (left is not null && Next() is '+' or '-')
+            {
+                char op = s[Pos++];
+                double? right = Product(depth);
+                left = right is null ? null : op == '+' ? left + right : left - right;
+            }
+
+            return left;
         }
 
-        return left;
-    }
-
-    private static double? Factor(string s, ref int pos)
-    {
-        switch (Next(s, ref pos))
+        private double? Product(int depth)
         {
-            case '-':
-                pos++;
-                return -Factor(s, ref pos);
-            case '(':
-                pos++;
-                double? inner = Sum(s, ref pos);
-                if (Next(s, ref pos) != ')') return null;
-                pos++;
-                return inner;
+            double? left = Factor(depth);
+            while (left is not null && Next() is '*' or '/')
+            {
+                char op = s[Pos++];
+                double? right = Factor(depth);
+                left = right is null || (op == '/' && right == 0) ? null : op == '*' ? left * right : left / right;
+            }
+
+            return left;
         }
 
-        int start = pos;
-        while (pos < s.Length && (char.IsAsciiDigit(s[pos]) || s[pos] == '.')) pos++;
-        return double.TryParse(s.AsSpan(start, pos - start), NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out double n) ? n : null;
-    }
+        private double? Factor(int depth)
+        {
+            if (depth >= MaxDepth)
+            {
+                TooDeep = true;
+                return null;
+            }
 
-    private static char Next(string s, ref int pos)
-    {
-        SkipSpaces(s, ref pos);
-        return pos < s.Length ? s[pos] : '\0';
-    }
+            switch (Next())
+            {
+                case '-':
+                    Pos++;
+                    return -Factor(depth + 1);
+                case '(':
+                    Pos++;
+                    double? inner = Sum(depth + 1);
+                    if (inner is null || Next() != ')') return null;
+                    Pos++;
+                    return inner;
+            }
 
-    private static void SkipSpaces(string s, ref int pos)
-    {
-        while (pos < s.Length && char.IsWhiteSpace(s[pos])) pos++;
+            int start = Pos;
+            while (Pos < s.Length && (char.IsAsciiDigit(s[Pos]) || s[Pos] == '.')) Pos++;
+            return double.TryParse(s.AsSpan(start, Pos - start), NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out double n)
+                ? n
+                : null;
+        }
+
+        private char Next()
+        {
+            SkipSpaces();
+            return Pos < s.Length ? s[Pos] : '\0';
+        }
+
+        public void SkipSpaces()
+        {
+            while (Pos < s.Length && char.IsWhiteSpace(s[Pos])) Pos++;
+        }
     }
 }
