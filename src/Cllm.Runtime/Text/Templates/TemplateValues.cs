@@ -1,0 +1,259 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace Cllm.Text.Templates;
+
+/// <summary>A name that is not defined: falsy, renders as nothing, and any attribute or item of it is undefined too.</summary>
+internal sealed class Undefined
+{
+    public static readonly Undefined Instance = new();
+
+    Undefined()
+    {
+    }
+}
+
+/// <summary>What <c>namespace(...)</c> makes: attributes a loop body can assign and the code after it can read.</summary>
+internal sealed class TemplateNamespace
+{
+    public OrderedDictionary<string, object?> Values { get; } = new(StringComparer.Ordinal);
+}
+
+/// <summary>Something a template can call: a global, a bound method, a macro.</summary>
+internal sealed record TemplateFunction(string Name, Func<IReadOnlyList<object?>, IReadOnlyDictionary<string, object?>, object?> Invoke);
+
+/// <summary>
+/// The value model: <c>null</c> (none), <see cref="Undefined"/>, string, long, double, bool,
+/// <c>List&lt;object?&gt;</c>, <c>OrderedDictionary&lt;string, object?&gt;</c>, <see cref="TemplateNamespace"/>
+/// and <see cref="TemplateFunction"/>. Conversions to and from JSON and to text live here.
+/// </summary>
+internal static class TemplateValues
+{
+    public static object? FromJson(JsonNode? node) => node switch
+    {
+        null => null,
+        JsonObject o => ToDictionary(o),
+        JsonArray a => a.Select(FromJson).ToList(),
+        JsonValue v => FromJsonValue(v),
+        _ => null,
+    };
+
+    static OrderedDictionary<string, object?> ToDictionary(JsonObject o)
+    {
+        var d = new OrderedDictionary<string, object?>(StringComparer.Ordinal);
+        foreach (var (key, value) in o) d[key] = FromJson(value);
+        return d;
+    }
+
+    static object? FromJsonValue(JsonValue v)
+    {
+        if (v.TryGetValue<JsonElement>(out var e))
+        {
+            switch (e.ValueKind)
+            {
+                case JsonValueKind.String: return e.GetString();
+                case JsonValueKind.True: return true;
+                case JsonValueKind.False: return false;
+                case JsonValueKind.Null: return null;
+                case JsonValueKind.Number:
+                    string raw = e.GetRawText();
+                    if (!raw.Contains('.') && !raw.Contains('e') && !raw.Contains('E') && e.TryGetInt64(out long l)) return l;
+                    return e.GetDouble();
+            }
+        }
+
+        if (v.TryGetValue<string>(out var s)) return s;
+        if (v.TryGetValue<bool>(out var b)) return b;
+        if (v.TryGetValue<long>(out var i)) return i;
+        if (v.TryGetValue<int>(out var i32)) return (long)i32;
+        if (v.TryGetValue<double>(out var d)) return d;
+        return v.ToJsonString();
+    }
+
+    /// <summary>Converts .NET values a caller passes in (strings, numbers, dictionaries, lists, JSON) to the model.</summary>
+    public static object? FromObject(object? value) => value switch
+    {
+        null => null,
+        Undefined or string or long or double or bool or TemplateNamespace or TemplateFunction => value,
+        int i => (long)i,
+        float f => (double)f,
+        decimal m => (double)m,
+        JsonNode n => FromJson(n),
+        JsonElement e => FromJson(JsonNode.Parse(e.GetRawText())),
+        OrderedDictionary<string, object?> d => d,
+        IEnumerable<KeyValuePair<string, object?>> pairs => ToOrdered(pairs),
+        List<object?> list => list,
+        System.Collections.IEnumerable items => items.Cast<object?>().Select(FromObject).ToList(),
+        _ => value.ToString(),
+    };
+
+    static OrderedDictionary<string, object?> ToOrdered(IEnumerable<KeyValuePair<string, object?>> pairs)
+    {
+        var d = new OrderedDictionary<string, object?>(StringComparer.Ordinal);
+        foreach (var (k, v) in pairs) d[k] = FromObject(v);
+        return d;
+    }
+
+    public static bool IsTruthy(object? value) => value switch
+    {
+        null or Undefined => false,
+        bool b => b,
+        string s => s.Length > 0,
+        long l => l != 0,
+        double d => d != 0,
+        List<object?> l => l.Count > 0,
+        OrderedDictionary<string, object?> d => d.Count > 0,
+        _ => true,
+    };
+
+    public static bool IsNumber(object? value) => value is long or double;
+
+    /// <summary>
+    /// How <c>{{ value }}</c> writes a value. Strings and numbers as jinja2 writes them; none, booleans and
+    /// containers as transformers.js (the reference the fixtures come from) writes them: "", "true"/"false", JSON.
+    /// </summary>
+    public static string ToText(object? value) => value switch
+    {
+        null or Undefined => "",
+        string s => s,
+        bool b => b ? "true" : "false",
+        long l => l.ToString(CultureInfo.InvariantCulture),
+        double d => FormatFloat(d),
+        List<object?> or OrderedDictionary<string, object?> or TemplateNamespace => ToJson(value),
+        TemplateFunction f => $"<function {f.Name}>",
+        _ => value.ToString() ?? "",
+    };
+
+    public static string FormatFloat(double d)
+    {
+        if (double.IsNaN(d)) return "nan";
+        if (double.IsInfinity(d)) return d > 0 ? "inf" : "-inf";
+        if (d == Math.Floor(d) && Math.Abs(d) < 1e16) return d.ToString("0.0", CultureInfo.InvariantCulture);
+        return d.ToString("R", CultureInfo.InvariantCulture);
+    }
+
+    /// <summary>
+    /// <c>tojson</c> as transformers defines it: Python's json.dumps with ensure_ascii=False, keys in their
+    /// order, ", " and ": " between items (",\n" with an indent).
+    /// </summary>
+    public static string ToJson(object? value, int? indent = null, bool sortKeys = false, (string Item, string Key)? separators = null)
+    {
+        var sb = new StringBuilder();
+        var (item, key) = separators ?? (indent is null ? (", ", ": ") : (",", ": "));
+        WriteJson(sb, value, indent, 0, sortKeys, item, key);
+        return sb.ToString();
+    }
+
+    static void WriteJson(StringBuilder sb, object? value, int? indent, int depth, bool sortKeys, string item, string key)
+    {
+        switch (value)
+        {
+            case null or Undefined:
+                sb.Append("null");
+                break;
+            case bool b:
+                sb.Append(b ? "true" : "false");
+                break;
+            case long l:
+                sb.Append(l.ToString(CultureInfo.InvariantCulture));
+                break;
+            case double d:
+                sb.Append(double.IsFinite(d) ? FormatFloat(d) : double.IsNaN(d) ? "NaN" : d > 0 ? "Infinity" : "-Infinity");
+                break;
+            case string s:
+                WriteJsonString(sb, s);
+                break;
+            case List<object?> list:
+                if (list.Count == 0)
+                {
+                    sb.Append("[]");
+                    break;
+                }
+
+                sb.Append('[');
+                for (int i = 0; i < list.Count; i++)
+                {
+                    if (i > 0) sb.Append(item);
+                    NewLine(sb, indent, depth + 1);
+                    WriteJson(sb, list[i], indent, depth + 1, sortKeys, item, key);
+                }
+
+                NewLine(sb, indent, depth);
+                sb.Append(']');
+                break;
+            case OrderedDictionary<string, object?> or TemplateNamespace:
+                var dict = value as OrderedDictionary<string, object?> ?? ((TemplateNamespace)value).Values;
+                if (dict.Count == 0)
+                {
+                    sb.Append("{}");
+                    break;
+                }
+
+                IEnumerable<KeyValuePair<string, object?>> entries = sortKeys ? dict.OrderBy(p => p.Key, StringComparer.Ordinal) : dict;
+                sb.Append('{');
+                int n = 0;
+                foreach (var (k, v) in entries)
+                {
+                    if (n++ > 0) sb.Append(item);
+                    NewLine(sb, indent, depth + 1);
+                    WriteJsonString(sb, k);
+                    sb.Append(key);
+                    WriteJson(sb, v, indent, depth + 1, sortKeys, item, key);
+                }
+
+                NewLine(sb, indent, depth);
+                sb.Append('}');
+                break;
+            default:
+                WriteJsonString(sb, ToText(value));
+                break;
+        }
+    }
+
+    static void NewLine(StringBuilder sb, int? indent, int depth)
+    {
+        if (indent is not { } width) return;
+        sb.Append('\n').Append(' ', width * depth);
+    }
+
+    static void WriteJsonString(StringBuilder sb, string s)
+    {
+        sb.Append('"');
+        foreach (char c in s)
+        {
+            switch (c)
+            {
+                case '"': sb.Append("\\\""); break;
+                case '\\': sb.Append("\\\\"); break;
+                case '\n': sb.Append("\\n"); break;
+                case '\r': sb.Append("\\r"); break;
+                case '\t': sb.Append("\\t"); break;
+                case '\b': sb.Append("\\b"); break;
+                case '\f': sb.Append("\\f"); break;
+                default:
+                    if (c < 0x20) sb.Append("\\u").Append(((int)c).ToString("x4", CultureInfo.InvariantCulture));
+                    else sb.Append(c);
+                    break;
+            }
+        }
+
+        sb.Append('"');
+    }
+
+    public static string TypeName(object? value) => value switch
+    {
+        null => "none",
+        Undefined => "undefined",
+        string => "string",
+        long => "integer",
+        double => "float",
+        bool => "boolean",
+        List<object?> => "list",
+        OrderedDictionary<string, object?> => "dict",
+        TemplateNamespace => "namespace",
+        TemplateFunction => "function",
+        _ => value.GetType().Name,
+    };
+}
