@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Net;
 using System.Text;
 
 namespace Cllm.Text.Templates;
@@ -59,7 +58,7 @@ internal static class TemplateBuiltins
                 case "%":
                     if (y == 0) throw ev.Error(offset, "modulo by zero.");
                     return ((x % y) + y) % y; // Python: the sign of the divisor
-                case "**": return y >= 0 ? (long)Math.Pow(x, y) : Math.Pow(x, y);
+                case "**": return y >= 0 ? (object)(long)Math.Pow(x, y) : Math.Pow(x, y);
             }
         }
 
@@ -173,39 +172,11 @@ internal static class TemplateBuiltins
         "items" => Method("dict.items", (_, _) => d.Select(p => (object?)new List<object?> { p.Key, p.Value }).ToList()),
         "keys" => Method("dict.keys", (_, _) => d.Keys.Cast<object?>().ToList()),
         "values" => Method("dict.values", (_, _) => d.Values.ToList()),
-        "update" => Method("dict.update", (a, k) =>
-        {
-            if (a.Count > 0 && a[0] is OrderedDictionary<string, object?> other)
-            {
-                foreach (var (key, value) in other) d[key] = value;
-            }
-
-            foreach (var (key, value) in k) d[key] = value;
-            return Undefined.Instance;
-        }),
         _ => null,
     };
 
     static TemplateFunction? ListMethod(List<object?> list, string name) => name switch
     {
-        "append" => Method("list.append", (a, _) =>
-        {
-            list.Add(a.Count > 0 ? a[0] : null);
-            return Undefined.Instance;
-        }),
-        "extend" => Method("list.extend", (a, _) =>
-        {
-            if (a.Count > 0 && a[0] is List<object?> other) list.AddRange(other);
-            return Undefined.Instance;
-        }),
-        "pop" => Method("list.pop", (a, _) =>
-        {
-            if (list.Count == 0) throw new InvalidOperationException("pop from an empty list");
-            int i = a.Count > 0 && a[0] is long l ? (int)(l < 0 ? l + list.Count : l) : list.Count - 1;
-            var v = list[i];
-            list.RemoveAt(i);
-            return v;
-        }),
         "index" => Method("list.index", (a, _) =>
         {
             int i = list.FindIndex(x => AreEqual(x, a.Count > 0 ? a[0] : null));
@@ -442,7 +413,7 @@ internal static class TemplateBuiltins
                 case "list":
                     return value is string str ? ev.Iterate(str, offset) : ev.Iterate(value, offset).ToList();
                 case "string" or "safe" or "forceescape": return value is string ? value : TemplateValues.ToText(value);
-                case "e" or "escape": return WebUtility.HtmlEncode(TemplateValues.ToText(value)).Replace("&#39;", "&#39;");
+                case "e" or "escape": return Escape(TemplateValues.ToText(value));
                 case "int":
                     return value switch
                     {
@@ -465,7 +436,7 @@ internal static class TemplateBuiltins
                 case "abs":
                     return value switch
                     {
-                        long l => Math.Abs(l),
+                        long l => (object)Math.Abs(l),
                         double d => Math.Abs(d),
                         _ => throw ev.Error(offset, $"'abs' needs a number, got a {TemplateValues.TypeName(value)}."),
                     };
@@ -478,7 +449,8 @@ internal static class TemplateBuiltins
                     {
                         "ceil" => Math.Ceiling(x * scale) / scale,
                         "floor" => Math.Floor(x * scale) / scale,
-                        _ => Math.Round(x * scale, MidpointRounding.AwayFromZero) / scale,
+                        _ when value is long whole => (object)whole, // Python's round() keeps an int an int
+                        _ => Math.Round(x, precision, MidpointRounding.ToEven), // and rounds half to even
                     };
                 case "map":
                     var mapped = ev.Iterate(value, offset);
@@ -598,6 +570,10 @@ internal static class TemplateBuiltins
             throw ev.Error(offset, $"filter '{name}' failed on a {TemplateValues.TypeName(value)}: {e.Message}", e);
         }
     }
+
+    // markupsafe's escaping, which jinja2's escape filter uses.
+    static string Escape(string text) => text.Replace("&", "&amp;", StringComparison.Ordinal).Replace("<", "&lt;", StringComparison.Ordinal)
+        .Replace(">", "&gt;", StringComparison.Ordinal).Replace("\"", "&#34;", StringComparison.Ordinal).Replace("'", "&#39;", StringComparison.Ordinal);
 
     static string Indent(string text, object? width, bool first, bool blank)
     {

@@ -68,10 +68,10 @@ internal sealed class TemplateEvaluator
                 scope.Set(macro.Name, MakeMacro(macro.Name, macro.Parameters, macro.Body, scope, caller: null, macro.Offset));
                 return Flow.Normal;
             case CallBlockNode call:
+                // The macro sees the block as caller(), passed the way jinja2 passes it: as a keyword argument.
                 var caller = MakeMacro("caller", call.Parameters, call.Body, scope, caller: null, call.Offset);
-                var callScope = new TemplateScope(scope);
-                callScope.Set("caller", caller);
-                output.Append(TemplateValues.ToText(Evaluate(call.Call, callScope)));
+                var withCaller = call.Call with { Kwargs = [.. call.Call.Kwargs, ("caller", new LiteralExpr(call.Offset, caller))] };
+                output.Append(TemplateValues.ToText(Evaluate(withCaller, scope)));
                 return Flow.Normal;
             case FilterBlockNode filter:
                 var inner = new StringBuilder();
@@ -271,7 +271,7 @@ internal sealed class TemplateEvaluator
                     "not" => !TemplateValues.IsTruthy(operand),
                     "-" => operand switch
                     {
-                        long l => -l,
+                        long l => (object)(-l),
                         double dd => -dd,
                         bool b => b ? -1L : 0L,
                         _ => throw Error(unary.Offset, $"cannot negate a {TemplateValues.TypeName(operand)}."),
@@ -309,7 +309,10 @@ internal sealed class TemplateEvaluator
                 AttributeExpr a => $"'.{a.Name}'",
                 _ => "this value",
             };
-            throw Error(call.Offset, callee is Undefined
+            throw Error(call.Offset, callee is Undefined && call.Callee is AttributeExpr { Name: "append" or "extend" or "pop" or "insert"
+                    or "remove" or "clear" or "update" or "setdefault" }
+                ? $"{what} would change a list or dict, which transformers' sandbox forbids; use namespace() and 'set' instead."
+                : callee is Undefined
                 ? $"{what} is undefined, so it cannot be called."
                 : $"{what} is a {TemplateValues.TypeName(callee)}, not something that can be called.");
         }
