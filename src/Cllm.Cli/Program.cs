@@ -10,4 +10,5 @@ root.Subcommands.Add(TrainCommand.Create());
 root.Subcommands.Add(CollectCommand.Create());
 root.Subcommands.Add(EvalCommand.Create());
 root.Subcommands.Add(ExportGgufCommand.Create());
+root.Subcommands.Add(RenderCommand.Create());
 return await root.Parse(args).InvokeAsync();
