@@ -98,6 +98,18 @@ const conversations = [
   { name: "documents", add_generation_prompt: true,
     documents: [{ title: "Paris", text: "Paris is the capital of France." }],
     messages: [{ role: "user", content: "What is the capital of France?" }] },
+  { name: "parallel_tool_calls", add_generation_prompt: true, tools, messages: [
+    { role: "user", content: "Weather in Paris and Rome, and 6 * 7?" },
+    { role: "assistant", content: null, tool_calls: [call,
+      { id: "xyzXYZ789", type: "function", function: { name: "calculate", arguments: { expression: "6 * 7" } } }] },
+    { role: "tool", tool_call_id: "abcDEF123", name: "get_weather", content: "{\"temperature\": 21}" },
+    { role: "tool", tool_call_id: "xyzXYZ789", name: "calculate", content: "42" }] },
+  { name: "string_arguments", add_generation_prompt: true, tools, messages: [
+    { role: "user", content: "Weather in Oslo?" },
+    { role: "assistant", content: "Let me check.", tool_calls: [{ id: "strARG456", type: "function",
+      function: { name: "get_weather", arguments: "{\"location\": \"Oslo\"}" } }] },
+    { role: "tool", tool_call_id: "strARG456", name: "get_weather", content: "cold" }] },
+  { name: "system_only", add_generation_prompt: true, messages: [{ role: "system", content: "You are terse." }] },
   { name: "assistant_first", add_generation_prompt: false,
     messages: [{ role: "assistant", content: "Hi, I am a bot." }, { role: "user", content: "Hi" }] },
 ];

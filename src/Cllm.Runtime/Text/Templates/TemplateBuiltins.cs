@@ -169,7 +169,7 @@ internal static class TemplateBuiltins
     {
         "get" => Method("dict.get", (a, k) => a.Count > 0 && a[0] is not null && d.TryGetValue(TemplateValues.ToText(a[0]), out var v) ? v
             : Arg(a, k, 1, "default")),
-        "items" => Method("dict.items", (_, _) => d.Select(p => (object?)new List<object?> { p.Key, p.Value }).ToList()),
+        "items" => Method("dict.items", (_, _) => d.Select(p => (object?)new TemplateTuple([p.Key, p.Value])).ToList()),
         "keys" => Method("dict.keys", (_, _) => d.Keys.Cast<object?>().ToList()),
         "values" => Method("dict.values", (_, _) => d.Values.ToList()),
         _ => null,
@@ -389,7 +389,7 @@ internal static class TemplateBuiltins
                 case "items":
                     return value switch
                     {
-                        OrderedDictionary<string, object?> d => d.Select(p => (object?)new List<object?> { p.Key, p.Value }).ToList(),
+                        OrderedDictionary<string, object?> d => d.Select(p => (object?)new TemplateTuple([p.Key, p.Value])).ToList(),
                         Undefined or null => new List<object?>(),
                         _ => throw ev.Error(offset, $"'items' needs a dict, got a {TemplateValues.TypeName(value)}."),
                     };
@@ -514,7 +514,7 @@ internal static class TemplateBuiltins
                     }
 
                     var pairs = toSort.OrderBy(SortKey, Comparer<object?>.Create((a, b) => Compare(ev, a, b, offset)))
-                        .Select(p => (object?)new List<object?> { p.Key, p.Value }).ToList();
+                        .Select(p => (object?)new TemplateTuple([p.Key, p.Value])).ToList();
                     if (TemplateValues.IsTruthy(A(2, "reverse", false))) pairs.Reverse();
                     return pairs;
                 case "reverse":

@@ -244,7 +244,8 @@ internal sealed class TemplateEvaluator
             case NameExpr name:
                 return scope.Lookup(name.Name);
             case ListExpr list:
-                return list.Items.Select(i => Evaluate(i, scope)).ToList();
+                var items = list.Items.Select(i => Evaluate(i, scope));
+                return list.IsTuple ? new TemplateTuple(items) : items.ToList();
             case DictExpr dict:
                 var d = new OrderedDictionary<string, object?>(StringComparer.Ordinal);
                 foreach (var (k, v) in dict.Items) d[TemplateValues.ToText(Evaluate(k, scope))] = Evaluate(v, scope);

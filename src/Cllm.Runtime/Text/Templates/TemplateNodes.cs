@@ -39,7 +39,11 @@ internal sealed record LiteralExpr(int Offset, object? Value) : Expr(Offset);
 
 internal sealed record NameExpr(int Offset, string Name) : Expr(Offset);
 
-internal sealed record ListExpr(int Offset, IReadOnlyList<Expr> Items) : Expr(Offset);
+internal sealed record ListExpr(int Offset, IReadOnlyList<Expr> Items) : Expr(Offset)
+{
+    /// <summary>Written <c>(a, b)</c>: a tuple.</summary>
+    public bool IsTuple { get; init; }
+}
 
 internal sealed record DictExpr(int Offset, IReadOnlyList<(Expr Key, Expr Value)> Items) : Expr(Offset);
 

@@ -538,7 +538,7 @@ internal sealed class TemplateParser
                     _ => new NameExpr(token.Offset, token.Value),
                 };
             case TokenKind.Operator when token.Value == "(":
-                if (AcceptOperator(")")) return new ListExpr(token.Offset, []);
+                if (AcceptOperator(")")) return new ListExpr(token.Offset, []) { IsTuple = true };
                 var inner = ParseExpression();
                 if (IsOperator(","))
                 {
@@ -549,7 +549,7 @@ internal sealed class TemplateParser
                         items.Add(ParseExpression());
                     }
 
-                    inner = new ListExpr(token.Offset, items);
+                    inner = new ListExpr(token.Offset, items) { IsTuple = true };
                 }
 
                 ExpectOperator(")");

@@ -21,6 +21,9 @@ internal sealed class TemplateNamespace
     public OrderedDictionary<string, object?> Values { get; } = new(StringComparer.Ordinal);
 }
 
+/// <summary>A Python tuple (what <c>dict.items()</c> yields and <c>(a, b)</c> makes): a list that prints with parentheses.</summary>
+internal sealed class TemplateTuple(IEnumerable<object?> items) : List<object?>(items);
+
 /// <summary>Something a template can call: a global, a bound method, a macro.</summary>
 internal sealed record TemplateFunction(string Name, Func<IReadOnlyList<object?>, IReadOnlyDictionary<string, object?>, object?> Invoke);
 
@@ -111,20 +114,82 @@ internal static class TemplateValues
     public static bool IsNumber(object? value) => value is long or double;
 
     /// <summary>
-    /// How <c>{{ value }}</c> writes a value. Strings and numbers as jinja2 writes them; none, booleans and
-    /// containers as transformers.js (the reference the fixtures come from) writes them: "", "true"/"false", JSON.
+    /// How <c>{{ value }}</c>, <c>~</c> and the string filters write a value: Python's str(), as transformers'
+    /// jinja2 does (none is "None", booleans "True"/"False", lists and dicts their repr); undefined is "".
     /// </summary>
     public static string ToText(object? value) => value switch
     {
-        null or Undefined => "",
+        Undefined => "",
         string s => s,
-        bool b => b ? "true" : "false",
-        long l => l.ToString(CultureInfo.InvariantCulture),
-        double d => FormatFloat(d),
-        List<object?> or OrderedDictionary<string, object?> or TemplateNamespace => ToJson(value),
-        TemplateFunction f => $"<function {f.Name}>",
-        _ => value.ToString() ?? "",
+        _ => ToRepr(value),
     };
+
+    /// <summary>Python's repr: strings quoted, containers with their items' repr.</summary>
+    public static string ToRepr(object? value)
+    {
+        var sb = new StringBuilder();
+        WriteRepr(sb, value);
+        return sb.ToString();
+    }
+
+    static void WriteRepr(StringBuilder sb, object? value)
+    {
+        switch (value)
+        {
+            case null: sb.Append("None"); break;
+            case Undefined: break;
+            case bool b: sb.Append(b ? "True" : "False"); break;
+            case long l: sb.Append(l.ToString(CultureInfo.InvariantCulture)); break;
+            case double d: sb.Append(FormatFloat(d)); break;
+            case string s: WriteStringRepr(sb, s); break;
+            case List<object?> list:
+                bool tuple = list is TemplateTuple;
+                sb.Append(tuple ? '(' : '[');
+                for (int i = 0; i < list.Count; i++)
+                {
+                    if (i > 0) sb.Append(", ");
+                    WriteRepr(sb, list[i]);
+                }
+
+                sb.Append(tuple ? (list.Count == 1 ? ",)" : ")") : "]");
+                break;
+            case OrderedDictionary<string, object?> or TemplateNamespace:
+                var dict = value as OrderedDictionary<string, object?> ?? ((TemplateNamespace)value).Values;
+                if (value is TemplateNamespace) sb.Append("<Namespace ");
+                sb.Append('{');
+                int n = 0;
+                foreach (var (k, v) in dict)
+                {
+                    if (n++ > 0) sb.Append(", ");
+                    WriteStringRepr(sb, k);
+                    sb.Append(": ");
+                    WriteRepr(sb, v);
+                }
+
+                sb.Append('}');
+                if (value is TemplateNamespace) sb.Append('>');
+                break;
+            case TemplateFunction f: sb.Append("<function ").Append(f.Name).Append('>'); break;
+            default: sb.Append(value); break;
+        }
+    }
+
+    static void WriteStringRepr(StringBuilder sb, string s)
+    {
+        char quote = s.Contains('\'') && !s.Contains('"') ? '"' : '\'';
+        sb.Append(quote);
+        foreach (char c in s)
+        {
+            if (c == quote || c == '\\') sb.Append('\\').Append(c);
+            else if (c == '\n') sb.Append("\\n");
+            else if (c == '\r') sb.Append("\\r");
+            else if (c == '\t') sb.Append("\\t");
+            else if (c < 0x20 || c == 0x7f) sb.Append("\\x").Append(((int)c).ToString("x2", CultureInfo.InvariantCulture));
+            else sb.Append(c);
+        }
+
+        sb.Append(quote);
+    }
 
     public static string FormatFloat(double d)
     {
