@@ -20,10 +20,10 @@ internal static class TemplateBuiltins
             case "in": return Contains(ev, b, a, offset);
             case "not in": return !Contains(ev, b, a, offset);
             case "~": return TemplateValues.ToText(a) + TemplateValues.ToText(b);
+            case "%" when a is string format: return PercentFormat(format, b is TemplateTuple t ? t : [b]);
             case "+":
                 if (a is string sa && b is string sb) return sa + sb;
                 if (a is List<object?> la && b is List<object?> lb) return la.Concat(lb).ToList();
-                if ((a is string && b is Undefined) || (a is Undefined && b is string)) return TemplateValues.ToText(a) + TemplateValues.ToText(b);
                 return Arithmetic(ev, op, a, b, offset);
             case "*":
                 if (a is string rs && AsInteger(b) is { } times) return string.Concat(Enumerable.Repeat(rs, (int)Math.Max(0, times)));
@@ -203,6 +203,16 @@ internal static class TemplateBuiltins
         "find" => Method("str.find", (a, _) => (long)s.IndexOf(TemplateValues.ToText(a.Count > 0 ? a[0] : ""), StringComparison.Ordinal)),
         "count" => Method("str.count", (a, _) => (long)CountOf(s, TemplateValues.ToText(a.Count > 0 ? a[0] : ""))),
         "join" => Method("str.join", (a, _) => string.Join(s, (a.Count > 0 ? a[0] as List<object?> : null)?.Select(TemplateValues.ToText) ?? [])),
+        "splitlines" => Method("str.splitlines", (_, _) =>
+        {
+            var lines = s.Replace("\r\n", "\n", StringComparison.Ordinal).Replace('\r', '\n').Split('\n').Cast<object?>().ToList();
+            if (lines.Count > 0 && (string?)lines[^1] == "") lines.RemoveAt(lines.Count - 1);
+            return lines;
+        }),
+        "removeprefix" => Method("str.removeprefix", (a, _) => a.Count > 0 && a[0] is string p && s.StartsWith(p, StringComparison.Ordinal) ? s[p.Length..] : s),
+        "removesuffix" => Method("str.removesuffix", (a, _) => a.Count > 0 && a[0] is string p && p.Length > 0 && s.EndsWith(p, StringComparison.Ordinal) ? s[..^p.Length] : s),
+        "rfind" => Method("str.rfind", (a, _) => (long)s.LastIndexOf(TemplateValues.ToText(a.Count > 0 ? a[0] : ""), StringComparison.Ordinal)),
+        "zfill" => Method("str.zfill", (a, _) => a.Count > 0 && a[0] is long w ? s.PadLeft((int)w, '0') : s),
         "isdigit" => Method("str.isdigit", (_, _) => s.Length > 0 && s.All(char.IsDigit)),
         "isalpha" => Method("str.isalpha", (_, _) => s.Length > 0 && s.All(char.IsLetter)),
         "isspace" => Method("str.isspace", (_, _) => s.Length > 0 && s.All(char.IsWhiteSpace)),
@@ -552,6 +562,18 @@ internal static class TemplateBuiltins
                     }
 
                     return best;
+                case "format":
+                    return PercentFormat(TemplateValues.ToText(value), args);
+                case "truncate":
+                    string full = TemplateValues.ToText(value);
+                    int length = A(0, "length", 255L) is long tl ? (int)tl : 255;
+                    string end = TemplateValues.ToText(A(2, "end", "..."));
+                    int leeway = A(4, "leeway", 5L) is long lw ? (int)lw : 5;
+                    if (full.Length <= length + leeway) return full;
+                    if (TemplateValues.IsTruthy(A(1, "killwords", false))) return full[..Math.Max(0, length - end.Length)] + end;
+                    string cut = full[..Math.Max(0, length - end.Length)];
+                    int space = cut.LastIndexOf(' ');
+                    return (space > 0 ? cut[..space] : cut) + end;
                 case "center":
                     string text = TemplateValues.ToText(value);
                     int width = A(0, "width", 80L) is long w ? (int)w : 80;
@@ -569,6 +591,41 @@ internal static class TemplateBuiltins
         {
             throw ev.Error(offset, $"filter '{name}' failed on a {TemplateValues.TypeName(value)}: {e.Message}", e);
         }
+    }
+
+    // Python's printf-style formatting for the conversions templates use: %s %r %d %i %f %%.
+    static string PercentFormat(string format, IReadOnlyList<object?> args)
+    {
+        var sb = new StringBuilder();
+        int next = 0;
+        for (int i = 0; i < format.Length; i++)
+        {
+            if (format[i] != '%' || i + 1 >= format.Length)
+            {
+                sb.Append(format[i]);
+                continue;
+            }
+
+            char c = format[++i];
+            if (c == '%')
+            {
+                sb.Append('%');
+                continue;
+            }
+
+            if (next >= args.Count) throw new ArgumentException("not enough arguments for format string");
+            var arg = args[next++];
+            sb.Append(c switch
+            {
+                's' => TemplateValues.ToText(arg),
+                'r' => TemplateValues.ToRepr(arg),
+                'd' or 'i' => Convert.ToInt64(arg is double d ? Math.Truncate(d) : arg, CultureInfo.InvariantCulture).ToString(CultureInfo.InvariantCulture),
+                'f' => Convert.ToDouble(arg, CultureInfo.InvariantCulture).ToString("F6", CultureInfo.InvariantCulture),
+                _ => throw new ArgumentException($"unsupported format character '{c}'"),
+            });
+        }
+
+        return sb.ToString();
     }
 
     // markupsafe's escaping, which jinja2's escape filter uses.

@@ -196,7 +196,7 @@ internal static class TemplateValues
         if (double.IsNaN(d)) return "nan";
         if (double.IsInfinity(d)) return d > 0 ? "inf" : "-inf";
         if (d == Math.Floor(d) && Math.Abs(d) < 1e16) return d.ToString("0.0", CultureInfo.InvariantCulture);
-        return d.ToString("R", CultureInfo.InvariantCulture);
+        return d.ToString("R", CultureInfo.InvariantCulture).Replace("E", "e", StringComparison.Ordinal); // 1e-05, as Python
     }
 
     /// <summary>
