@@ -200,21 +200,27 @@ public sealed class TemplateChatFormat : IChatFormat
                     messages.Add(new JsonObject { ["role"] = turn.Role, ["content"] = turn.Content });
                     break;
                 case "assistant":
-                    var message = new JsonObject { ["role"] = "assistant", ["content"] = turn.Content };
+                    // Several calls arrive as consecutive turns (one call each); they are one message with several
+                    // tool_calls, the way templates expect parallel calls.
+                    bool sameMessage = turn.ToolCall is not null && turn.Content.Length == 0 && messages.Count > 0 &&
+                        messages[^1] is JsonObject { } last && last["role"]?.GetValue<string>() == "assistant" && last["tool_calls"] is JsonArray;
+                    var message = sameMessage ? (JsonObject)messages[^1]! : new JsonObject { ["role"] = "assistant", ["content"] = turn.Content };
                     if (turn.ToolCall is { } call)
                     {
                         string id = $"call{++calls:D5}";
                         pending.Enqueue((id, call.Name));
                         var json = JsonNode.Parse(call.ToJson())!.AsObject();
-                        message["tool_calls"] = new JsonArray(new JsonObject
+                        var entry = new JsonObject
                         {
                             ["id"] = id,
                             ["type"] = "function",
                             ["function"] = new JsonObject { ["name"] = call.Name, ["arguments"] = json["arguments"]!.DeepClone() },
-                        });
+                        };
+                        if (message["tool_calls"] is JsonArray existing) existing.Add(entry);
+                        else message["tool_calls"] = new JsonArray(entry);
                     }
 
-                    messages.Add(message);
+                    if (!sameMessage) messages.Add(message);
                     break;
                 case "tool":
                     var result = new JsonObject { ["role"] = "tool", ["content"] = turn.Content };

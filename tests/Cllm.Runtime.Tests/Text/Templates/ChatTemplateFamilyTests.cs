@@ -94,34 +94,41 @@ public sealed class ChatTemplateFamilyTests
         Assert.Null(format.ParseToolCalls(start + "{\"name\": "));
     }
 
-    [Fact]
-    public void AFolderWithATemplateIsRenderedByItAndTheTurnsMapToMessages()
+    [Theory]
+    [InlineData("qwen2_5", "tool_call_then_answer")]
+    [InlineData("qwen2_5", "parallel_tool_calls")]
+    [InlineData("mistral_nemo", "multi_turn")]
+    public void AFolderWithATemplateIsRenderedByItAndTheTurnsMapToMessages(string family, string name)
     {
-        string dir = TemplateFixtures.FamilyFolder("qwen2_5");
+        string dir = TemplateFixtures.FamilyFolder(family);
         var format = Assert.IsType<TemplateChatFormat>(ChatFormats.Detect(dir, Cllm.Model.ModelConfig.Preset("tiny")));
-        var conversation = TemplateFixtures.Conversation("tool_call_then_answer");
-        var messages = conversation["messages"]!.AsArray();
-        var call = messages[1]!["tool_calls"]![0]!["function"]!;
-        var arguments = call["arguments"]!.AsObject().ToDictionary(p => p.Key, p => (object?)p.Value!.GetValue<string>());
-        var turns = new List<ChatTurn>
+        var conversation = TemplateFixtures.Conversation(name);
+
+        // The engine's turns carry one call each; consecutive calls become one message again.
+        var turns = new List<ChatTurn>();
+        foreach (var message in conversation["messages"]!.AsArray())
         {
-            new("user", messages[0]!["content"]!.GetValue<string>()),
-            new("assistant", "", new ToolCall(call["name"]!.GetValue<string>(), arguments)),
-            new("tool", messages[2]!["content"]!.GetValue<string>()),
-            new("assistant", messages[3]!["content"]!.GetValue<string>()),
-        };
-        var tools = conversation["tools"]!.AsArray();
-        var definitions = tools.Select(t => t!["function"]!).Select(f => new ToolDefinition(f["name"]!.GetValue<string>(),
+            string role = message!["role"]!.GetValue<string>(), content = message["content"]?.GetValue<string>() ?? "";
+            var calls = message["tool_calls"]?.AsArray().Select(c => c!["function"]!).ToList() ?? [];
+            if (calls.Count == 0) turns.Add(new ChatTurn(role, content));
+            for (int i = 0; i < calls.Count; i++)
+            {
+                var arguments = calls[i]["arguments"]!.AsObject().ToDictionary(p => p.Key, p => (object?)p.Value!.GetValue<string>());
+                turns.Add(new ChatTurn(role, i == 0 ? content : "", new ToolCall(calls[i]["name"]!.GetValue<string>(), arguments)));
+            }
+        }
+
+        var tools = conversation["tools"]?.AsArray().Select(t => t!["function"]!).Select(f => new ToolDefinition(f["name"]!.GetValue<string>(),
             f["description"]!.GetValue<string>(), [.. f["parameters"]!["properties"]!.AsObject().Select(p => new ToolParameter(p.Key,
                 p.Value!["type"]!.GetValue<string>(), p.Value!["description"]!.GetValue<string>(),
                 f["parameters"]!["required"]!.AsArray().Any(r => r!.GetValue<string>() == p.Key)))])).ToList();
 
-        // The same text as the reference's, up to the tool definitions (ours carry no "enum"), from the user turn on.
-        string ours = format.Render(turns, definitions, addGenerationPrompt: false);
-        string reference = TemplateFixtures.Text(TemplateFixtures.Expected["qwen2_5"]!["tool_call_then_answer"])!;
-        const string from = "<|im_start|>user";
+        // The reference's text from the first user turn on (ours lists tools without "enum", and gives calls its own ids).
+        string ours = format.Render(turns, tools, conversation["add_generation_prompt"]!.GetValue<bool>());
+        string reference = TemplateFixtures.Text(TemplateFixtures.Expected[family]![name])!;
+        string from = conversation["messages"]!.AsArray().First(m => m!["role"]!.GetValue<string>() == "user")!["content"]!.GetValue<string>();
         Assert.Equal(reference[reference.IndexOf(from, StringComparison.Ordinal)..], ours[ours.IndexOf(from, StringComparison.Ordinal)..]);
-        Assert.Contains("<|im_end|>", format.StopTexts);
+        Assert.Contains(format.SpecialTokens["eos_token"], format.StopTexts);
     }
 
     [Fact]
