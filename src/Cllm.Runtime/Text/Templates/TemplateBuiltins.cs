@@ -389,7 +389,7 @@ internal static class TemplateBuiltins
                 case "length" or "count":
                     return value switch
                     {
-                        string s => (long)new StringInfo(s).LengthInTextElements,
+                        string s => (long)s.EnumerateRunes().Count(), // Python counts code points
                         List<object?> l => (long)l.Count,
                         OrderedDictionary<string, object?> d => (long)d.Count,
                         TemplateNamespace ns => (long)ns.Values.Count,
@@ -528,7 +528,7 @@ internal static class TemplateBuiltins
                     if (TemplateValues.IsTruthy(A(2, "reverse", false))) pairs.Reverse();
                     return pairs;
                 case "reverse":
-                    if (value is string rs) return new string(rs.Reverse().ToArray());
+                    if (value is string rs) return string.Concat(rs.EnumerateRunes().Reverse().Select(r => r.ToString()));
                     var reversed = ev.Iterate(value, offset).ToList();
                     reversed.Reverse();
                     return reversed;

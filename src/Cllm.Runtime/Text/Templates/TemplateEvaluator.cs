@@ -65,11 +65,11 @@ internal sealed class TemplateEvaluator
                 ExecuteSet(set, scope);
                 return Flow.Normal;
             case MacroNode macro:
-                scope.Set(macro.Name, MakeMacro(macro.Name, macro.Parameters, macro.Body, scope, caller: null, macro.Offset));
+                scope.Set(macro.Name, MakeMacro(macro.Name, macro.Parameters, macro.Body, scope));
                 return Flow.Normal;
             case CallBlockNode call:
                 // The macro sees the block as caller(), passed the way jinja2 passes it: as a keyword argument.
-                var caller = MakeMacro("caller", call.Parameters, call.Body, scope, caller: null, call.Offset);
+                var caller = MakeMacro("caller", call.Parameters, call.Body, scope);
                 var withCaller = call.Call with { Kwargs = [.. call.Call.Kwargs, ("caller", new LiteralExpr(call.Offset, caller))] };
                 output.Append(TemplateValues.ToText(Evaluate(withCaller, scope)));
                 return Flow.Normal;
@@ -203,7 +203,7 @@ internal sealed class TemplateEvaluator
     }
 
     TemplateFunction MakeMacro(string name, IReadOnlyList<(string Name, Expr? Default)> parameters, IReadOnlyList<Node> body,
-        TemplateScope closure, TemplateFunction? caller, int offset)
+        TemplateScope closure)
     {
         return new TemplateFunction(name, (args, kwargs) =>
         {
