@@ -462,6 +462,9 @@ internal static class TemplateBuiltins
                         _ when value is long whole => (object)whole, // Python's round() keeps an int an int
                         _ => Math.Round(x, precision, MidpointRounding.ToEven), // and rounds half to even
                     };
+                // jinja2's map/select/reject family yields nothing for a none or empty value (`if value:` guard).
+                case "map" or "select" or "reject" or "selectattr" or "rejectattr" when value is null:
+                    return new List<object?>();
                 case "map":
                     var mapped = ev.Iterate(value, offset);
                     if (A(-1, "attribute") is string mapAttribute)
