@@ -9,7 +9,7 @@ namespace Cllm.Cli;
 /// <summary>
 /// <c>cllm render</c>: the prompt text a conversation becomes, for debugging prompts. A folder with a
 /// <c>chat_template</c> is rendered by it exactly as transformers' <c>apply_chat_template(tokenize=False)</c>
-/// renders it (the BOS the template writes included: the engine's tokenizer puts that same BOS in front); with
+/// renders it, the BOS the template writes included (the engine encodes this very text, adding nothing); with
 /// <c>--format</c>, or without a template, by the built-in format, which leaves the BOS to the tokenizer.
 /// </summary>
 static class RenderCommand

@@ -173,15 +173,17 @@ public sealed class TemplateChatFormat : IChatFormat
             $"The model has several chat templates ({string.Join(", ", _templates.Keys)}) and none is named 'default'.");
     }
 
+    /// <summary>The template writes the BOS where the model wants one, so its text is encoded without adding one.</summary>
+    public bool RendersBos => true;
+
     /// <summary>
-    /// Renders turns through the template. The leading BOS the template writes is left out, as
-    /// <see cref="IChatFormat"/> says: the tokenizer adds it when the model wants one.
+    /// Renders turns through the template: the whole prompt, the BOS the template writes included (see
+    /// <see cref="RendersBos"/>), exactly as transformers renders these messages.
     /// </summary>
     public string Render(IReadOnlyList<ChatTurn> turns, IReadOnlyList<ToolDefinition>? tools, bool addGenerationPrompt)
     {
         ArgumentNullException.ThrowIfNull(turns);
-        string text = RenderMessages(ToMessages(turns), tools is { Count: > 0 } ? ToTools(tools) : null, addGenerationPrompt);
-        return SpecialTokens.TryGetValue("bos_token", out var bos) && text.StartsWith(bos, StringComparison.Ordinal) ? text[bos.Length..] : text;
+        return RenderMessages(ToMessages(turns), tools is { Count: > 0 } ? ToTools(tools) : null, addGenerationPrompt);
     }
 
     /// <summary>Turns as transformers' messages; calls get ids (call00001, ...) that the tool turns after them answer.</summary>

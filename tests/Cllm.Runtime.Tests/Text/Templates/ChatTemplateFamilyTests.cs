@@ -131,16 +131,19 @@ public sealed class ChatTemplateFamilyTests
         Assert.Contains(format.SpecialTokens["eos_token"], format.StopTexts);
     }
 
-    [Fact]
-    public void TheLeadingBosIsLeftToTheTokenizer()
+    [Theory]
+    [InlineData("llama3")]
+    [InlineData("deepseek_v3")]
+    [InlineData("qwen2_5")]
+    public void RenderIsTheWholePromptWithTheBosTheTemplateWrites(string family)
     {
-        var format = TemplateChatFormat.FromModelDirectory(TemplateFixtures.FamilyFolder("llama3"))!;
-        var conversation = TemplateFixtures.Conversation("system_user");
-        var messages = conversation["messages"]!.AsArray();
-        string reference = TemplateFixtures.Text(TemplateFixtures.Expected["llama3"]!["system_user"])!;
-        string bos = format.SpecialTokens["bos_token"];
-        Assert.StartsWith(bos, reference);
+        var format = TemplateChatFormat.FromModelDirectory(TemplateFixtures.FamilyFolder(family))!;
+        var messages = TemplateFixtures.Conversation("system_user")["messages"]!.AsArray();
+        string reference = TemplateFixtures.Text(TemplateFixtures.Expected[family]!["system_user"])!;
         var turns = messages.Select(m => new ChatTurn(m!["role"]!.GetValue<string>(), m["content"]!.GetValue<string>())).ToList();
-        Assert.Equal(reference[bos.Length..], format.Render(turns, null, addGenerationPrompt: true));
+
+        Assert.True(format.RendersBos);
+        Assert.Equal(reference, format.Render(turns, null, addGenerationPrompt: true));
+        if (format.SpecialTokens.TryGetValue("bos_token", out var bos)) Assert.StartsWith(bos, reference, StringComparison.Ordinal);
     }
 }
