@@ -292,31 +292,40 @@ internal sealed class TemplateParser
 
     static readonly string[] s_comparisons = ["==", "!=", "<", "<=", ">", ">="];
 
+    // Comparisons chain as in Python: `a < b < c` is `a < b and b < c`.
     Expr ParseCompare()
     {
-        var left = ParseAdditive();
+        var first = ParseAdditive();
+        Expr? chain = null;
+        var left = first;
         while (true)
         {
             var token = Current;
+            string op;
             if (token.Kind == TokenKind.Operator && s_comparisons.Contains(token.Value))
             {
                 _at++;
-                left = new BinaryExpr(token.Offset, token.Value, left, ParseAdditive());
+                op = token.Value;
             }
             else if (token is { Kind: TokenKind.Name, Value: "in" })
             {
                 _at++;
-                left = new BinaryExpr(token.Offset, "in", left, ParseAdditive());
+                op = "in";
             }
             else if (token is { Kind: TokenKind.Name, Value: "not" } && _tokens[_at + 1] is { Kind: TokenKind.Name, Value: "in" })
             {
                 _at += 2;
-                left = new BinaryExpr(token.Offset, "not in", left, ParseAdditive());
+                op = "not in";
             }
             else
             {
-                return left;
+                return chain ?? first;
             }
+
+            var right = ParseAdditive();
+            var comparison = new BinaryExpr(token.Offset, op, left, right);
+            chain = chain is null ? comparison : new BinaryExpr(token.Offset, "and", chain, comparison);
+            left = right;
         }
     }
 
