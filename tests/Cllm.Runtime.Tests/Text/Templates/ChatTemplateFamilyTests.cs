@@ -86,6 +86,10 @@ public sealed class ChatTemplateFamilyTests
         int end = format.StopTexts.Select(s => rendered.IndexOf(s, at, StringComparison.Ordinal)).Where(i => i >= 0).Min();
         var calls = format.ParseToolCalls(rendered[at..end]);
 
+        // What a forced call starts with is how the template writes calls (named or not).
+        Assert.StartsWith(format.ForcedToolCallPrefix(call["name"]!.GetValue<string>()), rendered[at..], StringComparison.Ordinal);
+        Assert.StartsWith(format.ForcedToolCallPrefix(null), rendered[at..], StringComparison.Ordinal);
+
         Assert.NotNull(calls);
         var parsed = Assert.Single(calls);
         Assert.Equal(call["name"]!.GetValue<string>(), parsed.Name);
