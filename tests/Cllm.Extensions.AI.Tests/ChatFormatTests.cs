@@ -104,6 +104,25 @@ public sealed class ChatFormatTests
     }
 
     [Fact]
+    public void AMalformedTemplateNamesTheFileThePositionAndTheWayOut()
+    {
+        var dir = Directory.CreateTempSubdirectory("cllm-format-").FullName;
+        try
+        {
+            File.WriteAllText(Path.Combine(dir, "tokenizer_config.json"), "{\"chat_template\": \"{% for m in messages %}{{ m.content }}\"}");
+            var e = Assert.Throws<InvalidDataException>(() => ChatFormats.Detect(dir, ModelConfig.Preset("tiny")));
+            Assert.Contains("tokenizer_config.json", e.Message);
+            Assert.Contains("line 1, column", e.Message);
+            Assert.Contains("endfor", e.Message);
+            Assert.Contains("ChatFormat", e.Message);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
     public void ALlama3SizedVocabularyWithoutATemplateIsLlama3AndNamesAreChecked()
     {
         var dir = Directory.CreateTempSubdirectory("cllm-format-").FullName;

@@ -51,7 +51,7 @@ public static class ChatFormats
             {
                 if (root.TryGetProperty("chat_format", out var named) && named.ValueKind == JsonValueKind.String)
                     return FromName(named.GetString()!);
-                if (root.TryGetProperty("chat_template", out _) && TemplateChatFormat.FromModelDirectory(modelDirectory) is { } own)
+                if (root.TryGetProperty("chat_template", out _) && OwnTemplate(modelDirectory, path) is { } own)
                     return own; // the model's own template, rendered as transformers renders it
                 if (FromTemplate(TemplateText(root)) is { } fromTemplate) return fromTemplate;
                 if (FromTemplate(root.GetRawText()) is { } fromTokens) return fromTokens; // added tokens name the markers
@@ -65,6 +65,19 @@ public static class ChatFormats
             _ when config.VocabSize >= 128_000 => Llama3,
             _ => Instruction,
         };
+    }
+
+    static TemplateChatFormat? OwnTemplate(string modelDirectory, string path)
+    {
+        try
+        {
+            return TemplateChatFormat.FromModelDirectory(modelDirectory);
+        }
+        catch (Templates.TemplateException e)
+        {
+            throw new InvalidDataException($"{e.Message} To use the model anyway, name a built-in chat format instead of " +
+                $"'{path}''s chat_template (CllmChatClientOptions.ChatFormat, or --format): {string.Join(", ", All.Select(f => f.Name))}.", e);
+        }
     }
 
     /// <summary>Recognises a template (or any text naming the markers) by the markers it uses; null if none.</summary>
