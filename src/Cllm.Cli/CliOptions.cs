@@ -104,7 +104,7 @@ static class CliOptions
             return body();
         }
         catch (Exception e) when (e is ArgumentException or IOException or InvalidDataException or NotSupportedException
-                                      or UnauthorizedAccessException or InvalidOperationException)
+                                      or UnauthorizedAccessException or InvalidOperationException or Text.Templates.TemplateException)
         {
             Console.Error.WriteLine($"cllm: {e.Message}");
             return 1;

@@ -11,4 +11,5 @@ root.Subcommands.Add(CollectCommand.Create());
 root.Subcommands.Add(EvalCommand.Create());
 root.Subcommands.Add(ExportGgufCommand.Create());
 root.Subcommands.Add(TokenizeCommand.Create());
+root.Subcommands.Add(RenderCommand.Create());
 return await root.Parse(args).InvokeAsync();

@@ -288,7 +288,7 @@ public sealed partial class CllmChatClient : IChatClient
             name => shown.GetValueOrDefault(name, name));
         string prompt = _format.Render(turns, tools.Count == 0 ? null : [.. tools.Select(t => ToToolDefinition(t.Shown, t.Function))], addGenerationPrompt: true) + forced;
         Log.Prompt(_logger, prompt);
-        int[] ids = _engine.Tokenizer.Encode(prompt, addSpecial: true);
+        int[] ids = _engine.Tokenizer.Encode(prompt, addSpecial: !_format.RendersBos); // a model's template writes its own BOS
         if (ids.Length >= _engine.ContextLength)
             throw new ArgumentException(
                 $"The prompt is {ids.Length} tokens but the context holds {_engine.ContextLength} (prompt and answer together); shorten the conversation or raise ContextLength.",

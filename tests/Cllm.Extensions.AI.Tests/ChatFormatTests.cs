@@ -79,11 +79,11 @@ public sealed class ChatFormatTests
     [Theory]
     [InlineData("{\"chat_format\": \"cllm\"}", "LlamaForCausalLM", "cllm")]
     [InlineData("{\"chat_format\": \"chatml\"}", "LlamaForCausalLM", "chatml")]
-    [InlineData("{\"chat_template\": \"{% for m in messages %}<|im_start|>{{ m.role }}{% endfor %}\"}", "LlamaForCausalLM", "chatml")]
-    [InlineData("{\"chat_template\": \"{{ bos_token }}{% if m.role == 'user' %}[INST] {{ m.content }} [/INST]{% endif %}\"}", "LlamaForCausalLM", "llama2")]
-    [InlineData("{\"chat_template\": [{\"name\": \"default\", \"template\": \"<|start_header_id|>\"}, {\"name\": \"tool_use\", \"template\": \"x\"}]}", "LlamaForCausalLM", "llama3")]
-    [InlineData("{\"chat_template\": \"{{ 'USER: ' + m.content + ' ASSISTANT:' }}\"}", "LlamaForCausalLM", "vicuna")]
-    [InlineData("{\"chat_template\": \"### Instruction:\\n{{ m.content }}\\n### Response:\\n\"}", "LlamaForCausalLM", "instruction")]
+    [InlineData("{\"chat_template\": \"{% for m in messages %}<|im_start|>{{ m.role }}{% endfor %}\"}", "LlamaForCausalLM", "template")]
+    [InlineData("{\"chat_template\": \"{{ bos_token }}{% if m.role == 'user' %}[INST] {{ m.content }} [/INST]{% endif %}\"}", "LlamaForCausalLM", "template")]
+    [InlineData("{\"chat_template\": [{\"name\": \"default\", \"template\": \"<|start_header_id|>\"}, {\"name\": \"tool_use\", \"template\": \"x\"}]}", "LlamaForCausalLM", "template")]
+    [InlineData("{\"chat_template\": \"{{ 'USER: ' + m.content + ' ASSISTANT:' }}\"}", "LlamaForCausalLM", "template")]
+    [InlineData("{\"chat_template\": \"### Instruction:\\n{{ m.content }}\\n### Response:\\n\"}", "LlamaForCausalLM", "template")]
     [InlineData("{\"added_tokens_decoder\": {\"151644\": {\"content\": \"<|im_start|>\", \"special\": true}}}", "LlamaForCausalLM", "chatml")]
     [InlineData("{}", "Qwen2ForCausalLM", "chatml")]
     [InlineData("{}", "MistralForCausalLM", "llama2")]
@@ -96,6 +96,25 @@ public sealed class ChatFormatTests
             File.WriteAllText(Path.Combine(dir, "tokenizer_config.json"), tokenizerConfig);
             var config = ModelConfig.Preset("tiny") with { Architecture = architecture };
             Assert.Equal(expected, ChatFormats.Detect(dir, config).Name);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
+    public void AMalformedTemplateNamesTheFileThePositionAndTheWayOut()
+    {
+        var dir = Directory.CreateTempSubdirectory("cllm-format-").FullName;
+        try
+        {
+            File.WriteAllText(Path.Combine(dir, "tokenizer_config.json"), "{\"chat_template\": \"{% for m in messages %}{{ m.content }}\"}");
+            var e = Assert.Throws<InvalidDataException>(() => ChatFormats.Detect(dir, ModelConfig.Preset("tiny")));
+            Assert.Contains("tokenizer_config.json", e.Message);
+            Assert.Contains("line 1, column", e.Message);
+            Assert.Contains("endfor", e.Message);
+            Assert.Contains("ChatFormat", e.Message);
         }
         finally
         {

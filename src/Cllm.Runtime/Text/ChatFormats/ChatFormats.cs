@@ -33,8 +33,8 @@ public static class ChatFormats
     }
 
     /// <summary>
-    /// The format of a model folder, from tokenizer_config.json: its <c>chat_format</c> name, else what its
-    /// <c>chat_template</c> or special tokens contain, else the architecture (Qwen2: ChatML; LLaMA with a
+    /// The format of a model folder, from tokenizer_config.json: its <c>chat_format</c> name, else its own
+    /// <c>chat_template</c> (a <see cref="TemplateChatFormat"/>), else what its special tokens contain, else the architecture (Qwen2: ChatML; LLaMA with a
     /// 128k vocabulary: LLaMA-3; Mistral: [INST]; other LLaMA-family models without a template are taken to
     /// be instruction-tuned the CLLM way).
     /// </summary>
@@ -51,6 +51,8 @@ public static class ChatFormats
             {
                 if (root.TryGetProperty("chat_format", out var named) && named.ValueKind == JsonValueKind.String)
                     return FromName(named.GetString()!);
+                if (root.TryGetProperty("chat_template", out _) && OwnTemplate(modelDirectory, path) is { } own)
+                    return own; // the model's own template, rendered as transformers renders it
                 if (FromTemplate(TemplateText(root)) is { } fromTemplate) return fromTemplate;
                 if (FromTemplate(root.GetRawText()) is { } fromTokens) return fromTokens; // added tokens name the markers
             }
@@ -63,6 +65,19 @@ public static class ChatFormats
             _ when config.VocabSize >= 128_000 => Llama3,
             _ => Instruction,
         };
+    }
+
+    static TemplateChatFormat? OwnTemplate(string modelDirectory, string path)
+    {
+        try
+        {
+            return TemplateChatFormat.FromModelDirectory(modelDirectory);
+        }
+        catch (Templates.TemplateException e)
+        {
+            throw new InvalidDataException($"{e.Message} To use the model anyway, name a built-in chat format instead of " +
+                $"'{path}''s chat_template (CllmChatClientOptions.ChatFormat, or --format): {string.Join(", ", All.Select(f => f.Name))}.", e);
+        }
     }
 
     /// <summary>Recognises a template (or any text naming the markers) by the markers it uses; null if none.</summary>

@@ -2,8 +2,9 @@ namespace Cllm.Text;
 
 /// <summary>
 /// How a model family lays out a conversation: the prompt text for a list of turns, what ends the
-/// assistant's turn, and (for families that have one) how tool calls look. Render leaves out the leading
-/// BOS: the tokenizer adds it when the model wants one.
+/// assistant's turn, and (for families that have one) how tool calls look. The built-in formats leave out the
+/// leading BOS (the tokenizer adds it when the model wants one); a format whose <see cref="RendersBos"/> is true
+/// writes it itself, as a model's own template does, and its text is encoded without adding another.
 /// </summary>
 public interface IChatFormat
 {
@@ -22,6 +23,12 @@ public interface IChatFormat
     /// by id; the others on the decoded text.
     /// </summary>
     IReadOnlyList<string> StopTexts { get; }
+
+    /// <summary>
+    /// True when <see cref="Render"/> writes the model's BOS itself (a model's own chat template, as transformers
+    /// renders it): the prompt is then encoded without adding special tokens, as <c>apply_chat_template</c> does.
+    /// </summary>
+    bool RendersBos => false;
 
     /// <summary>The marker a tool call starts with in generated text; null when the family has no tool calling.</summary>
     string? ToolCallStart { get; }
