@@ -373,7 +373,8 @@ sealed class SideBySide(ParseResult parse, Option<string> modelOption, Option<st
         using var engine = LoadEngine();
         var prompts = Prompts(engine.Tokenizer);
         var stops = engine.EosIds.ToArray();
-        var ggufType = DType == ModelDType.Float32 ? GgufDType.F32 : GgufDType.F16;
+        // The same weights llama.cpp-side: F32 for float32, BF16 bits for bfloat16, F16 for float16.
+        var ggufType = DType switch { ModelDType.BFloat16 => GgufDType.BF16, ModelDType.Float16 => GgufDType.F16, _ => GgufDType.F32 };
         var gguf = Path.Combine(Path.GetTempPath(), $"cllm-bench-{Environment.ProcessId}.gguf");
         try
         {

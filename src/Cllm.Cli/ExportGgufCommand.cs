@@ -10,7 +10,7 @@ static class ExportGgufCommand
     {
         var model = CliOptions.Model();
         var output = new Option<string>("--out") { Description = "GGUF file to write.", Required = true };
-        var dtype = new Option<string>("--dtype") { Description = "Tensor precision: f32 or f16 (norms and biases stay f32).", DefaultValueFactory = _ => "f32" };
+        var dtype = new Option<string>("--dtype") { Description = "Tensor precision: f32, f16 or bf16 (norms and biases stay f32).", DefaultValueFactory = _ => "f32" };
         var command = new Command("export-gguf", "Export a model folder (weights and tokenizer) as GGUF v3 for llama.cpp.") { model, output, dtype };
         command.SetAction(parse => CliOptions.Guard(() =>
         {
@@ -18,7 +18,8 @@ static class ExportGgufCommand
             {
                 "f32" or "float32" or "fp32" => GgufDType.F32,
                 "f16" or "float16" or "fp16" => GgufDType.F16,
-                var other => throw new ArgumentException($"Unknown --dtype '{other}'; use f32 or f16."),
+                "bf16" or "bfloat16" => GgufDType.BF16,
+                var other => throw new ArgumentException($"Unknown --dtype '{other}'; use f32, f16 or bf16."),
             };
             var path = parse.GetValue(output)!;
             GgufExport.ExportFolder(parse.GetValue(model)!, path, type);

@@ -19,7 +19,8 @@ public sealed record EngineOptions
     public ModelDType DType { get; init; } = ModelDType.Float32;
     /// <summary>Positions the KV cache holds (prompt + output). Default: the model's maximum, at most 4096.</summary>
     public int? ContextLength { get; init; }
-    /// <summary>Intra-op threads for TorchSharp (process-wide). Default: TorchSharp's own choice.</summary>
+    /// <summary>Threads a pass uses (process-wide): libtorch's intra-op threads and the CPU kernels' (Model/Kernels).
+    /// Default: TorchSharp's own choice and one kernel thread per processor.</summary>
     public int? Threads { get; init; }
     /// <summary>Lookahead keeps its n-gram pool from request to request, so later requests reuse the text of earlier
     /// ones as drafts (outputs are unchanged; only speed differs). Set false when requests come from users who must
@@ -54,6 +55,7 @@ public sealed class CllmEngine : IDisposable
         {
             if (threads <= 0) throw new ArgumentOutOfRangeException(nameof(options), threads, "Threads must be positive.");
             set_num_threads(threads);
+            LinearKernel.Threads = threads;
         }
         var max = model.MaxPositions;
         var context = Options.ContextLength ?? Math.Min(max, 4096);

@@ -51,6 +51,29 @@ public sealed class ExportTests(OracleModels models) : IDisposable
     }
 
     [Fact]
+    public void BF16ExportHoldsTheSameBitsAsABFloat16ModelAndLlamaCppAgrees()
+    {
+        var e = models.Get("mha");
+        var bf16 = Path.Combine(_root, "mha-bf16.gguf");
+        GgufExport.ExportFolder(e.Directory, bf16, GgufDType.BF16);
+        Assert.InRange(new FileInfo(bf16).Length, new FileInfo(e.Gguf).Length * 0.45, new FileInfo(e.Gguf).Length * 0.55);
+        using var llama = new LlamaCpp(bf16);
+        var prompt = OracleModels.RandomPrompt(e.Model.Config.VocabSize, 24, 8);
+        var theirs = llama.Logits(prompt);
+        var ours = LogitAgreementTests.OurLogits(e.Model, prompt);
+        // bfloat16 keeps 8 bits of mantissa. The yardstick is Cllm's own bfloat16 model on the same weights: llama.cpp
+        // on the BF16 file must stay as close to the float32 logits as it does (wrong bits would be far off).
+        using var ourBf16 = ModelFiles.Load(e.Directory, TorchSharp.torch.ScalarType.BFloat16);
+        var oursBf16 = LogitAgreementTests.OurLogits(ourBf16, prompt);
+        static double Worst(float[][] a, float[][] b) => a.Zip(b).Max(p => p.First.Zip(p.Second).Max(x => Math.Abs(x.First - x.Second)));
+        var (llamaCpp, cllm) = (Worst(ours, theirs), Worst(ours, oursBf16));
+        Assert.True(llamaCpp > 0, "a BF16 file must not be F32 in disguise");
+        Assert.True(llamaCpp < 2 * cllm + 0.05, $"llama.cpp BF16 differs from float32 by {llamaCpp}, Cllm bfloat16 by {cllm}");
+        var agree = ours.Select(ArgMax).Zip(theirs.Select(ArgMax)).Count(p => p.First == p.Second);
+        Assert.True(agree >= prompt.Length - 2, $"argmax agrees at {agree} of {prompt.Length} positions");
+    }
+
+    [Fact]
     public void DynamicRopeScalingIsRefusedWithAReason()
     {
         var config = ModelConfig.Preset("tiny") with { MaxPositions = 64, RopeScaling = new RopeScaling("dynamic", 2) };

@@ -10,6 +10,8 @@ public enum GgufDType
 {
     F32,
     F16,
+    /// <summary>bfloat16: the same bits as a bfloat16 checkpoint, so llama.cpp and Cllm run the very same weights.</summary>
+    BF16,
 }
 
 /// <summary>
@@ -75,7 +77,8 @@ public static class GgufExport
         var w = new GgufWriter();
         w.Add("general.architecture", arch);
         w.Add("general.name", name ?? "cllm");
-        w.Add("general.file_type", dtype == GgufDType.F16 ? 1u : 0u); // LLAMA_FTYPE_ALL_F32 / MOSTLY_F16
+        // LLAMA_FTYPE_ALL_F32 / MOSTLY_F16 / MOSTLY_BF16
+        w.Add("general.file_type", dtype switch { GgufDType.F16 => 1u, GgufDType.BF16 => 32u, _ => 0u });
         // Mistral's sliding window: the engine only serves contexts within it, where attention is exact.
         var context = c.SlidingWindow is { } window ? Math.Min(window, c.MaxPositions) : c.MaxPositions;
         w.Add($"{arch}.context_length", (uint)context);
@@ -100,7 +103,7 @@ public static class GgufExport
         vocabulary.WriteTo(w, eosOverride: eos);
 
         var tensors = model.state_dict();
-        var big = dtype == GgufDType.F16 ? GgufTensorType.F16 : GgufTensorType.F32;
+        var big = dtype switch { GgufDType.F16 => GgufTensorType.F16, GgufDType.BF16 => GgufTensorType.BF16, _ => GgufTensorType.F32 };
         void Add(string ggufName, Tensor source, bool matrix, Func<Tensor, Tensor>? transform = null)
         {
             var type = matrix ? big : GgufTensorType.F32;
@@ -194,6 +197,7 @@ public static class GgufExport
         {
             GgufTensorType.F32 => MemoryMarshal.AsBytes(t.to(float32).contiguous().data<float>().ToArray().AsSpan()).ToArray(),
             GgufTensorType.F16 => MemoryMarshal.AsBytes(t.to(float16).contiguous().data<Half>().ToArray().AsSpan()).ToArray(),
+            GgufTensorType.BF16 => t.to(bfloat16).contiguous().bytes.ToArray(),
             _ => throw new ArgumentOutOfRangeException(nameof(type)),
         };
     }

@@ -8,6 +8,7 @@ public enum GgufTensorType : uint
 {
     F32 = 0,
     F16 = 1,
+    BF16 = 30,
 }
 
 /// <summary>
@@ -93,7 +94,7 @@ public sealed class GgufWriter
     public static int ElementSize(GgufTensorType type) => type switch
     {
         GgufTensorType.F32 => 4,
-        GgufTensorType.F16 => 2,
+        GgufTensorType.F16 or GgufTensorType.BF16 => 2,
         _ => throw new ArgumentOutOfRangeException(nameof(type), type, "Unsupported GGUF tensor type."),
     };
 
