@@ -102,8 +102,8 @@ public static class SafeTensors
                 throw Invalid(path, $"tensor '{info.Name}' has shape [{string.Join(", ", info.Shape)}], expected [{string.Join(", ", target.shape)}] " +
                     "for this config.json; check that config.json matches the weights");
             if (target.is_floating_point() && !is_floating_point(type))
-                throw Invalid(path, $"tensor '{info.Name}' has the integer dtype {info.DType}, but it is a floating-point weight " +
-                    "(quantised checkpoints are not supported: use a float32, bfloat16 or float16 export)");
+                throw Invalid(path, $"tensor '{info.Name}' is stored as {info.DType} (integers, e.g. quantised or corrupt); model " +
+                    "weights must be F32, F16 or BF16. Use an unquantised checkpoint, or dequantise it before loading");
             targets.Add((info, entry, target));
         }
         foreach (var (info, entry, target) in targets)
