@@ -299,8 +299,8 @@ public sealed class ChatClientTests : IDisposable
         public string Name => "marker";
         public IReadOnlyList<string> StopTexts => ChatFormats.Cllm.StopTexts;
         public string? ToolCallStart => marker;
-        public string Render(IReadOnlyList<ChatTurn> turns, IReadOnlyList<ToolDefinition>? tools, bool addGenerationPrompt) =>
-            ChatFormats.Cllm.Render(turns, null, addGenerationPrompt); // the prompt the run without tools had
+        public Cllm.Chat.ChatPrompt RenderPrompt(IReadOnlyList<ChatTurn> turns, IReadOnlyList<ToolDefinition>? tools, bool addGenerationPrompt) =>
+            ChatFormats.Cllm.RenderPrompt(turns, null, addGenerationPrompt); // the prompt the run without tools had
         public string ForcedToolCallPrefix(string? toolName) => marker;
         public IReadOnlyList<ToolCall>? ParseToolCalls(string text)
         {

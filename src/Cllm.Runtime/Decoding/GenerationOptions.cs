@@ -46,9 +46,16 @@ public sealed record GenerationOptions
     public long? Seed { get; init; }
     /// <summary>Token ids that end generation (included in the output). Null means the model's EOS ids.</summary>
     public IReadOnlyCollection<int>? StopTokenIds { get; init; }
+    /// <summary>Which of the engine's kept n-gram pools lookahead drafts from and fills: requests with the same key
+    /// share n-grams, others never see them. Null: the engine-wide pool. See <see cref="EngineOptions.KeepNgramPool"/>.</summary>
+    public string? NgramPoolKey { get; init; }
 
     public GenerationOptions Validate()
     {
+        if (!Enum.IsDefined(Decoder))
+            throw new ArgumentOutOfRangeException(nameof(Decoder), Decoder, "Decoder must be Autoregressive, Jacobi or Lookahead.");
+        if (!Enum.IsDefined(InitialGuess))
+            throw new ArgumentOutOfRangeException(nameof(InitialGuess), InitialGuess, "InitialGuess must be RandomFromContext or PromptLookup.");
         if (MaxNewTokens <= 0)
             throw new ArgumentOutOfRangeException(nameof(MaxNewTokens), MaxNewTokens, "MaxNewTokens must be at least 1.");
         if (BlockSize is < 2 or > 256)

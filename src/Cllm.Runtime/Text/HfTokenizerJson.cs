@@ -10,7 +10,8 @@ internal sealed record HfByteLevelBpe(
     BpeTokenizer Tokenizer,
     IReadOnlyDictionary<string, int> Vocabulary,
     IReadOnlyList<AddedToken> AddedTokens,
-    string? TemplateBosToken);
+    string? TemplateBosToken,
+    Func<BpeTokenizer> CreateWithoutSpecialTokens);
 
 /// <summary>
 /// Reads the byte-level BPE flavour of Hugging Face's tokenizer.json (GPT-2, Qwen2, DeepSeek-Coder,
@@ -64,17 +65,22 @@ internal static class HfTokenizerJson
 
         // Added tokens with lstrip/rstrip/single_word flags are matched literally; those flags only
         // matter for mask-style tokens of encoder models, not for the chat markers of decoder LLMs.
-        var options = new BpeOptions(vocab)
+        // Read everything now: the JSON document is gone when the tokenizer without specials is made (lazily).
+        var normalizer = ReadNormalizer(path, root.TryGetProperty("normalizer", out var n) ? n : default);
+        string? unknown = NonEmptyString(model, "unk_token"), prefix = NonEmptyString(model, "continuing_subword_prefix"),
+            suffix = NonEmptyString(model, "end_of_word_suffix");
+        bool fuse = model.TryGetProperty("fuse_unk", out var fu) && fu.ValueKind == JsonValueKind.True;
+        BpeOptions Options(bool withSpecials) => new(vocab)
         {
             Merges = merges,
             ByteLevel = true,
-            SpecialTokens = specials.Count == 0 ? null : specials,
-            PreTokenizer = new SplitPreTokenizer(splits, specials.Keys),
-            Normalizer = ReadNormalizer(path, root.TryGetProperty("normalizer", out var n) ? n : default),
-            UnknownToken = NonEmptyString(model, "unk_token"),
-            ContinuingSubwordPrefix = NonEmptyString(model, "continuing_subword_prefix"),
-            EndOfWordSuffix = NonEmptyString(model, "end_of_word_suffix"),
-            FuseUnknownTokens = model.TryGetProperty("fuse_unk", out var fu) && fu.ValueKind == JsonValueKind.True,
+            SpecialTokens = specials.Count == 0 || !withSpecials ? null : specials,
+            PreTokenizer = new SplitPreTokenizer(splits, withSpecials ? specials.Keys : []),
+            Normalizer = normalizer,
+            UnknownToken = unknown,
+            ContinuingSubwordPrefix = prefix,
+            EndOfWordSuffix = suffix,
+            FuseUnknownTokens = fuse,
         };
         // model.ignore_merges (LLaMA-3) has no BpeOptions counterpart; it only changes results for
         // words that are in the vocabulary but unreachable by merges, which the real files avoid.
@@ -82,15 +88,18 @@ internal static class HfTokenizerJson
         BpeTokenizer tokenizer;
         try
         {
-            tokenizer = BpeTokenizer.Create(options);
+            tokenizer = BpeTokenizer.Create(Options(withSpecials: true));
         }
         catch (Exception ex) when (ex is ArgumentException or InvalidOperationException or KeyNotFoundException or FormatException)
         {
             throw new InvalidDataException($"'{path}': Microsoft.ML.Tokenizers rejected its BPE model: {ex.Message}", ex);
         }
 
+        // The same model with added tokens left to ordinary BPE: how text that must not hold markers is encoded.
+        BpeTokenizer WithoutSpecialTokens() => BpeTokenizer.Create(Options(withSpecials: false));
+
         var post = root.TryGetProperty("post_processor", out var pp) ? pp : default;
-        return new HfByteLevelBpe(tokenizer, vocab, added, TemplateBos(post));
+        return new HfByteLevelBpe(tokenizer, vocab, added, TemplateBos(post), WithoutSpecialTokens);
     }
 
     private static JsonDocument ParseJson(string path)

@@ -21,9 +21,16 @@ public sealed class TextTokenizer
     // notion (BOS/EOS/UNK and the special tokens given to it) because its leading-space rule depends on it.
     private readonly HashSet<int> _skippable;
 
-    private TextTokenizer(Tokenizer inner, string kind, Dictionary<int, string> idToToken, int? bosId, IReadOnlyList<int> eosIds, bool addBos, HashSet<int> skippable)
+    // Encodes a run of ordinary text with special-token parsing off (markers typed in it are spelled out);
+    // the flag says whether the run starts the text (SentencePiece's dummy prefix goes only there).
+    private readonly Lazy<Func<string, bool, IReadOnlyList<int>>> _plain;
+
+    private TextTokenizer(Tokenizer inner, string kind, Dictionary<int, string> idToToken, int? bosId, IReadOnlyList<int> eosIds, bool addBos, HashSet<int> skippable,
+        IReadOnlyDictionary<string, int> specialTokens, Func<Func<string, bool, IReadOnlyList<int>>> plainEncoder)
     {
         Inner = inner;
+        SpecialTokens = specialTokens;
+        _plain = new Lazy<Func<string, bool, IReadOnlyList<int>>>(plainEncoder);
         Kind = kind;
         _idToToken = idToToken;
         _tokenToId = new Dictionary<string, int>(idToToken.Count, StringComparer.Ordinal);
@@ -56,6 +63,12 @@ public sealed class TextTokenizer
 
     /// <summary>Whether <see cref="Encode"/> puts BOS in front (when asked for special tokens).</summary>
     public bool AddBos { get; }
+
+    /// <summary>
+    /// The texts that <see cref="Encode"/> turns into one id wherever they appear (added and control tokens such
+    /// as <c>&lt;|im_start|&gt;</c>); <see cref="EncodeOrdinary"/> spells them out instead.
+    /// </summary>
+    public IReadOnlyDictionary<string, int> SpecialTokens { get; }
 
     /// <summary>For SentencePiece streaming: a plain letter piece and a piece starting with "▁".</summary>
     internal (int GuardId, int ProbeId)? StreamGuard { get; }
@@ -132,6 +145,19 @@ public sealed class TextTokenizer
         }
 
         return result;
+    }
+
+    /// <summary>
+    /// Text to ids with special-token parsing off: a marker typed in the text (<c>&lt;|im_start|&gt;</c>) is encoded
+    /// as the characters it is made of, never as the marker's id. For text from users, tools and documents, so it
+    /// cannot open a turn of another role. <paramref name="startsText"/> says whether the text begins the whole
+    /// input (SentencePiece then adds its leading space, as <see cref="Encode"/> does); a run that follows a
+    /// special token gets exactly the ids <see cref="Encode"/> gives it there. No BOS is added.
+    /// </summary>
+    public int[] EncodeOrdinary(string text, bool startsText)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        return text.Length == 0 ? [] : [.. _plain.Value(text, startsText)];
     }
 
     /// <summary>Ids to text; with <paramref name="skipSpecial"/> BOS/EOS and other special tokens are left out.</summary>
@@ -221,8 +247,26 @@ public sealed class TextTokenizer
         bool addBos = config.AddBosToken ?? true;
 
         var sp = CreateLlama(path, content, addBos, specials);
-        return new TextTokenizer(sp, SentencePieceKind, idToToken, bos, eos, addBos, []);
+        return new TextTokenizer(sp, SentencePieceKind, idToToken, bos, eos, addBos, [], specials, () => PlainSentencePiece(plain));
     }
+
+    // Encode(text) with special tokens normalizes the whole text once, so only its first run gets the dummy
+    // prefix; a later run is normalized here and its prefix dropped to match.
+    private static Func<string, bool, IReadOnlyList<int>> PlainSentencePiece(SentencePieceTokenizer plain) => (text, startsText) =>
+    {
+        if (startsText || plain.Normalizer is not SentencePieceNormalizer { AddDummyPrefix: true } normalizer)
+        {
+            return plain.EncodeToIds(text, addBeginningOfSentence: false, addEndOfSentence: false);
+        }
+
+        string normalized = normalizer.Normalize(text);
+        if (normalized.Length > 0 && normalized[0] == '\u2581')
+        {
+            normalized = normalized[1..];
+        }
+
+        return plain.EncodeToIds(normalized, addBeginningOfSentence: false, addEndOfSentence: false, considerNormalization: false);
+    };
 
     private static SentencePieceTokenizer CreateLlama(string path, byte[] content, bool addBos, Dictionary<string, int>? specials)
     {
@@ -296,7 +340,12 @@ public sealed class TextTokenizer
         var eos = EosList(Lookup(config.EosToken) ?? Lookup("<|end_of_text|>"), eosIds);
         // LLaMA-3 always starts with <|begin_of_text|>.
         bool addBos = config.AddBosToken ?? true;
-        return new TextTokenizer(tik, TiktokenKind, idToToken, bos, eos, addBos, [.. specials.Values]);
+        Func<Func<string, bool, IReadOnlyList<int>>> plain = () =>
+        {
+            var noSpecials = TiktokenTokenizer.Create(new MemoryStream(content, writable: false), new RegexPreTokenizer(regex, null), normalizer: null);
+            return (text, _) => noSpecials.EncodeToIds(text);
+        };
+        return new TextTokenizer(tik, TiktokenKind, idToToken, bos, eos, addBos, [.. specials.Values], specials, plain);
     }
 
     private static TextTokenizer FromHfByteLevelBpe(HfByteLevelBpe hf, TokenizerConfig config)
@@ -336,7 +385,18 @@ public sealed class TextTokenizer
         }
 
         skippable.UnionWith(eos);
-        return new TextTokenizer(hf.Tokenizer, BpeKind, idToToken, bos, eos, addBos, skippable);
+        var specials = new Dictionary<string, int>(StringComparer.Ordinal);
+        foreach (var a in hf.AddedTokens)
+        {
+            specials[a.Content] = a.Id;
+        }
+
+        Func<Func<string, bool, IReadOnlyList<int>>> plain = () =>
+        {
+            var noSpecials = hf.CreateWithoutSpecialTokens();
+            return (text, _) => noSpecials.EncodeToIds(text);
+        };
+        return new TextTokenizer(hf.Tokenizer, BpeKind, idToToken, bos, eos, addBos, skippable, specials, plain);
     }
 
     private static List<int> EosList(int? primary, IEnumerable<int> more)
