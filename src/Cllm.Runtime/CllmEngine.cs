@@ -185,7 +185,10 @@ public sealed class CllmEngine : IDisposable
         {
             await WaitStartedAsync(job, cancellationToken).ConfigureAwait(false);
             await foreach (var chunk in job.Output.Reader.ReadAllAsync(cancellationToken).ConfigureAwait(false))
+            {
+                cancellationToken.ThrowIfCancellationRequested(); // passes already made are not shown after a cancel
                 yield return chunk;
+            }
         }
         finally
         {
@@ -201,7 +204,11 @@ public sealed class CllmEngine : IDisposable
             var reader = job.Output.Reader;
             while (reader.WaitToReadAsync(cancellationToken).AsTask().GetAwaiter().GetResult())
             {
-                while (reader.TryRead(out var chunk)) yield return chunk;
+                while (reader.TryRead(out var chunk))
+                {
+                    cancellationToken.ThrowIfCancellationRequested();
+                    yield return chunk;
+                }
             }
         }
         finally

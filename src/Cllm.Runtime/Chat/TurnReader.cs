@@ -39,7 +39,7 @@ public sealed class TurnReader
         _call = turn.ForcedPrefix is { } prefix ? new StringBuilder(prefix) : null;
     }
 
-    /// <summary>A stop text (or the end of a JSON answer) was read: generation can end.</summary>
+    /// <summary>A stop id or text (or the end of a JSON answer) was read: generation can end.</summary>
     public bool Ended { get; private set; }
 
     /// <summary>All text returned so far.</summary>
@@ -50,8 +50,14 @@ public sealed class TurnReader
     {
         ArgumentNullException.ThrowIfNull(tokens);
         if (Ended) return "";
-        int[] kept = [.. tokens.Where(t => !_stopIds.Contains(t))];
-        return Accept(_detokenizer.Append(kept), final: false);
+        int stop = -1;
+        for (int i = 0; i < tokens.Count && stop < 0; i++)
+            if (_stopIds.Contains(tokens[i])) stop = i;
+        if (stop < 0) return Accept(_detokenizer.Append([.. tokens]), final: false);
+        // A stop id ends the turn (the decoder stops there too); it is not text, and nothing after it is.
+        string text = Accept(_detokenizer.Append([.. tokens.Take(stop)]), final: false) + Accept(_detokenizer.Flush(), final: true);
+        Ended = true;
+        return text;
     }
 
     /// <summary>The rest of the text and the turn's tool calls.</summary>

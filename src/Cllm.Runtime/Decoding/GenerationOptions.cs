@@ -1,5 +1,6 @@
 namespace Cllm.Decoding;
 
+[System.ComponentModel.TypeConverter(typeof(DecoderKindConverter))]
 public enum DecoderKind
 {
     /// <summary>One token per forward pass: the baseline.</summary>
