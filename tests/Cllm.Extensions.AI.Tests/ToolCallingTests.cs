@@ -10,11 +10,11 @@ using FunctionResultContent = Microsoft.Extensions.AI.FunctionResultContent;
 
 namespace Cllm.Extensions.AI.Tests;
 
-/// <summary>Tool calling through the trained default model, with real functions and the real frameworks.</summary>
+/// <summary>Tool calling through the default model (models/cllm-tiny, Jacobi decoding), with real functions and the real frameworks.</summary>
 public sealed class ToolCallingTests : IDisposable
 {
     static readonly StoreDatabase Store = new();
-    readonly CllmChatClient _client = new(new CllmChatClientOptions { ModelPath = TestModels.Base, Defaults = new() { MaxNewTokens = 64 } });
+    readonly CllmChatClient _client = new(new CllmChatClientOptions { ModelPath = TestModels.Cllm, Defaults = new() { MaxNewTokens = 64 } });
 
     public void Dispose() => _client.Dispose();
 
