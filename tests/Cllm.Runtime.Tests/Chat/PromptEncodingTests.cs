@@ -78,8 +78,9 @@ public sealed class PromptEncodingTests
         });
         // RequireAny with one tool forces its name too.
         Assert.EndsWith("<|assistant|>\n<tool_call>{\"name\":\"lookup\",\"", turn.Prompt.Text);
-        Assert.Equal(tokenizer.TokenToId(CllmChatFormat.ToolCallStart), turn.PromptIds[^(turn.PromptIds.Length - turn.PromptIds
-            .ToList().LastIndexOf(tokenizer.TokenToId(CllmChatFormat.Assistant)!.Value) - 2)]);
+        // The opening is the marker's id, right after "<|assistant|>\n"; the name after it is ordinary text.
+        int assistant = Array.LastIndexOf(turn.PromptIds, tokenizer.TokenToId(CllmChatFormat.Assistant)!.Value);
+        Assert.Equal(tokenizer.TokenToId(CllmChatFormat.ToolCallStart), turn.PromptIds[assistant + 2]);
         Assert.Throws<ArgumentException>(() => PreparedTurn.Create(format, tokenizer, [7], new ChatTurnRequest
         {
             Turns = [new("user", "x")], Tools = [Lookup], ToolChoice = ToolChoice.Tool("nope"),
