@@ -160,6 +160,8 @@ public sealed class CllmEngine : IDisposable
         public Channel<TokenChunk> Output { get; } =
             Channel.CreateUnbounded<TokenChunk>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
         public TaskCompletionSource Started { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        /// <summary>Set when the engine's thread is done with the request (its stats are final).</summary>
+        public TaskCompletionSource Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
 
     Job Enqueue(IReadOnlyList<int> prompt, GenerationOptions? options, DecodingStats? stats, CancellationToken cancellationToken)
@@ -193,6 +195,8 @@ public sealed class CllmEngine : IDisposable
         finally
         {
             End(job); // a consumer that stops early ends generation after this pass
+            // A request that ran finishes its pass first, so its stats are final; a queued one is skipped unwaited.
+            if (job.Started.Task.IsCompleted) await job.Done.Task.ConfigureAwait(false);
         }
     }
 
@@ -214,6 +218,7 @@ public sealed class CllmEngine : IDisposable
         finally
         {
             End(job);
+            if (job.Started.Task.IsCompleted) job.Done.Task.Wait();
         }
     }
 
@@ -250,34 +255,46 @@ public sealed class CllmEngine : IDisposable
     {
         foreach (var job in _queue.GetConsumingEnumerable())
         {
-            var output = job.Output.Writer;
-            if (_shutdown.IsCancellationRequested)
-            {
-                output.TryComplete(new ObjectDisposedException(nameof(CllmEngine), "The engine was disposed before the request ran."));
-                job.Started.TrySetResult();
-                continue;
-            }
-
-            job.Started.TrySetResult();
-            if (job.Token.IsCancellationRequested)
-            {
-                output.TryComplete(new OperationCanceledException(job.Token));
-                continue;
-            }
-
             try
             {
-                var pool = PoolFor(job.Options);
-                foreach (var chunk in Decoder.Generate(Model, _cache, job.Prompt, job.Options, job.Stats, EosIds, job.Token, pool))
-                    output.TryWrite(chunk);
-                output.TryComplete(_shutdown.IsCancellationRequested
-                    ? new ObjectDisposedException(nameof(CllmEngine), "The engine was disposed during the request.")
-                    : null);
+                Run(job);
             }
-            catch (Exception e)
+            finally
             {
-                output.TryComplete(e);
+                job.Done.TrySetResult();
             }
+        }
+    }
+
+    void Run(Job job)
+    {
+        var output = job.Output.Writer;
+        if (_shutdown.IsCancellationRequested)
+        {
+            output.TryComplete(new ObjectDisposedException(nameof(CllmEngine), "The engine was disposed before the request ran."));
+            job.Started.TrySetResult();
+            return;
+        }
+
+        job.Started.TrySetResult();
+        if (job.Token.IsCancellationRequested)
+        {
+            output.TryComplete(new OperationCanceledException(job.Token));
+            return;
+        }
+
+        try
+        {
+            var pool = PoolFor(job.Options);
+            foreach (var chunk in Decoder.Generate(Model, _cache, job.Prompt, job.Options, job.Stats, EosIds, job.Token, pool))
+                output.TryWrite(chunk);
+            output.TryComplete(_shutdown.IsCancellationRequested
+                ? new ObjectDisposedException(nameof(CllmEngine), "The engine was disposed during the request.")
+                : null);
+        }
+        catch (Exception e)
+        {
+            output.TryComplete(e);
         }
     }
 
