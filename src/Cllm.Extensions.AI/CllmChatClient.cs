@@ -35,6 +35,8 @@ public sealed class CllmChatClient : IChatClient
         Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping, WriteIndented = false,
     };
 
+    static readonly Dictionary<string, object?> s_noArguments = [];
+
     readonly bool _ownsEngine;
     readonly CllmChatClientOptions _options;
     readonly ChatClientMetadata _metadata;
@@ -66,9 +68,7 @@ public sealed class CllmChatClient : IChatClient
     }
 
     public string ModelId { get; }
-
     public CllmEngine Engine { get; }
-
     public IChatFormat ChatFormat { get; }
 
     public async Task<ChatResponse> GetResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null,
@@ -113,7 +113,7 @@ public sealed class CllmChatClient : IChatClient
         if (result.Text.Length > 0) final.Add(new TextContent(result.Text));
         final.AddRange(result.ToolCalls.Select(c => new FunctionCallContent(NewId("call"), fullNames.GetValueOrDefault(c.Name, c.Name),
             c.Arguments.ToDictionary(kv => kv.Key, kv => kv.Value))));
-        if (request.JsonOutput && result.ToolCalls.Count == 0 && JsonError(reader.Text) is { } error)
+        if (result.JsonError is { } error)
             final.Add(new ErrorContent("JSON output was asked for but the answer is not valid JSON: " + error) { ErrorCode = "invalid_json" });
         final.Add(new UsageContent(new UsageDetails
         {
@@ -176,9 +176,8 @@ public sealed class CllmChatClient : IChatClient
         {
             null => new GenerationSettings(),
             GenerationSettings s => s,
-            var other => throw new ArgumentException(
-                $"ChatOptions.RawRepresentationFactory returned a {other.GetType().Name}; CllmChatClient takes a Cllm.Decoding.GenerationSettings.",
-                nameof(options)),
+            var other => throw new ArgumentException($"ChatOptions.RawRepresentationFactory returned a {other.GetType().Name}; " +
+                "CllmChatClient takes a Cllm.Decoding.GenerationSettings.", nameof(options)),
         };
         var chat = new GenerationSettings
         {
@@ -208,8 +207,8 @@ public sealed class CllmChatClient : IChatClient
         var tools = functions.Select(f => ToolDefinition.FromJsonSchema(shown[f.Name], f.Description, f.JsonSchema)).ToList();
         var choice = functions.Count == 0 ? ToolChoice.Auto : options!.ToolMode switch
         {
-            RequiredChatToolMode { RequiredFunctionName: { } name } => ToolChoice.Tool(shown.GetValueOrDefault(name) ?? throw new ArgumentException(
-                $"ChatOptions.ToolMode requires '{name}', which is not among ChatOptions.Tools.", nameof(options))),
+            RequiredChatToolMode { RequiredFunctionName: { } name } => ToolChoice.Tool(shown.GetValueOrDefault(name)
+                ?? throw new ArgumentException($"ChatOptions.ToolMode requires '{name}', which is not among ChatOptions.Tools.", nameof(options))),
             RequiredChatToolMode => ToolChoice.Any,
             _ => ToolChoice.Auto,
         };
@@ -260,7 +259,9 @@ public sealed class CllmChatClient : IChatClient
                 switch (content)
                 {
                     case TextContent t: text.Append(t.Text); break;
-                    case FunctionCallContent c: calls.Add(new(shownName(c.Name), new Dictionary<string, object?>(c.Arguments ?? new Dictionary<string, object?>()))); break;
+                    case FunctionCallContent c:
+                        calls.Add(new(shownName(c.Name), new Dictionary<string, object?>(c.Arguments ?? s_noArguments)));
+                        break;
                     case FunctionResultContent r: turns.Add(new("tool", ResultText(r.Result))); break;
                     case TextReasoningContent or UsageContent or ErrorContent: break; // not part of what the model reads
                     case null: throw new ArgumentException($"Message {index - 1} holds a null content.", nameof(messages));
@@ -289,12 +290,6 @@ public sealed class CllmChatClient : IChatClient
         JsonElement e => e.GetRawText(),
         _ => JsonSerializer.Serialize(result, s_json),
     };
-
-    static string? JsonError(string text)
-    {
-        try { using var _ = JsonDocument.Parse(text); return null; }
-        catch (JsonException e) { return e.Message; }
-    }
 
     static string NewId(string prefix) => prefix + "_" + Guid.NewGuid().ToString("N");
 }

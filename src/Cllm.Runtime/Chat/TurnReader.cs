@@ -7,7 +7,8 @@ namespace Cllm.Chat;
 /// <param name="Text">The rest of the text (empty when all was shown).</param>
 /// <param name="ToolCalls">Calls with the names of offered tools (a name the model wrote is matched to one).</param>
 /// <param name="MalformedToolCall">A call that does not parse; it is also part of <paramref name="Text"/>.</param>
-public sealed record TurnResult(string Text, IReadOnlyList<ToolCall> ToolCalls, string? MalformedToolCall);
+/// <param name="JsonError">JSON output was asked for and the answer is not valid JSON: why (null otherwise).</param>
+public sealed record TurnResult(string Text, IReadOnlyList<ToolCall> ToolCalls, string? MalformedToolCall, string? JsonError = null);
 
 /// <summary>
 /// Turns each forward pass's tokens into the text that is safe to show, and the turn's tool calls at the end.
@@ -64,7 +65,7 @@ public sealed class TurnReader
     public TurnResult Finish()
     {
         string text = Ended ? "" : Accept(_detokenizer.Flush(), final: true);
-        if (_call is null) return new TurnResult(text, [], null);
+        if (_call is null) return new TurnResult(text, [], null, _json is null ? null : JsonError(_shown.ToString()));
         string raw = _call.ToString();
         var parsed = _turn.Format.ParseToolCalls(raw);
         if (parsed is null || parsed.Count == 0)
@@ -112,6 +113,19 @@ public sealed class TurnReader
 
         _shown.Append(show);
         return show;
+    }
+
+    static string? JsonError(string text)
+    {
+        try
+        {
+            using var _ = System.Text.Json.JsonDocument.Parse(text);
+            return null;
+        }
+        catch (System.Text.Json.JsonException e)
+        {
+            return e.Message;
+        }
     }
 
     (int At, string? Marker) FirstMarker(string text)

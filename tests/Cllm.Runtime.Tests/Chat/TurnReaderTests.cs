@@ -123,7 +123,11 @@ public sealed class TurnReaderTests
         Assert.Equal(-1, new JsonValueScanner().Feed("plain text }"));
 
         var (tokenizer, turn) = Prepare(new ChatTurnRequest { Turns = [new("user", "x")], JsonOutput = true });
-        Assert.Equal("{\"a\":[1,2]}", Read(turn, Generated(tokenizer, "{\"a\":[1,2]} trailing words"), 2).Shown);
+        var valid = Read(turn, Generated(tokenizer, "{\"a\":[1,2]} trailing words"), 2);
+        Assert.Equal("{\"a\":[1,2]}", valid.Shown);
+        Assert.Null(valid.Result.JsonError);
+        Assert.NotNull(Read(turn, Generated(tokenizer, "{\"a\": oops"), 2).Result.JsonError);
+        Assert.Null(Read(Prepare(new ChatTurnRequest { Turns = [new("user", "x")] }).Turn, Generated(tokenizer, "not json"), 2).Result.JsonError);
     }
 
     [Fact]
