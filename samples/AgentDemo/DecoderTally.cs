@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
+using Cllm.Decoding;
 using Cllm.Extensions.AI;
 using Microsoft.Extensions.AI;
 
@@ -24,7 +25,8 @@ sealed class DecoderTally(IChatClient inner, string defaultDecoder) : Delegating
     public override async IAsyncEnumerable<ChatResponseUpdate> GetStreamingResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null,
         [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
-        string decoder = options?.AdditionalProperties?.TryGetValue(CllmChatClient.DecoderKey, out var d) == true ? d!.ToString()! : defaultDecoder;
+        string decoder = options?.RawRepresentationFactory?.Invoke(this) is GenerationSettings { Decoder: { } kind }
+            ? DecoderKinds.Name(kind) : defaultDecoder;
         var clock = Stopwatch.StartNew();
         long tokens = 0, passes = 0;
         await foreach (var update in base.GetStreamingResponseAsync(messages, options, cancellationToken))

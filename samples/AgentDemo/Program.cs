@@ -9,6 +9,7 @@
 //   dotnet run --project samples/AgentDemo -- --bf16       bfloat16 weights: multi-token passes cost little more
 //                                                          than one-token passes on CPUs with AMX (f32 is exact)
 using Cllm;
+using Cllm.Decoding;
 using Cllm.Extensions.AI;
 using Cllm.Samples.AgentDemo;
 using Microsoft.Agents.AI;
@@ -86,7 +87,9 @@ tools.OnCall = null;
 foreach (var decoder in new[] { "ar", "lookahead" })
 {
     Console.WriteLine($"== The agent again, {(decoder == "ar" ? "autoregressive" : "lookahead")} decoding ==");
-    var run = new ChatClientAgentRunOptions(new ChatOptions { AdditionalProperties = new() { [CllmChatClient.DecoderKey] = decoder } });
+    // Cllm's own settings travel as the raw representation; what it leaves unset comes from ChatOptions and the defaults.
+    var cllmSettings = new GenerationSettings { Decoder = DecoderKinds.Parse(decoder) };
+    var run = new ChatClientAgentRunOptions(new ChatOptions { RawRepresentationFactory = _ => cllmSettings });
     for (int i = 0; i < questions.Length; i++)
     {
         var answer = (await agent.RunAsync(questions[i], options: run)).Text;

@@ -44,19 +44,20 @@ static class CliOptions
         _ => throw new ArgumentException($"Unknown dtype '{value}'; use float32, bfloat16 or float16."),
     };
 
-    public static DecoderKind ParseDecoder(string value) => value.ToLowerInvariant() switch
+    /// <summary>Decoder names as everywhere else (<see cref="DecoderKinds.Parse"/>); a bad one is a usage error.</summary>
+    public static DecoderKind ParseDecoder(string value)
     {
-        "ar" or "autoregressive" => DecoderKind.Autoregressive,
-        "jacobi" => DecoderKind.Jacobi,
-        "lookahead" => DecoderKind.Lookahead,
-        _ => throw new ArgumentException($"Unknown decoder '{value}'; use ar, jacobi or lookahead."),
-    };
+        try
+        {
+            return DecoderKinds.Parse(value);
+        }
+        catch (FormatException e)
+        {
+            throw new ArgumentException(e.Message, e);
+        }
+    }
 
-    public static string Name(DecoderKind kind) => kind switch
-    {
-        DecoderKind.Autoregressive => "ar",
-        _ => kind.ToString().ToLowerInvariant(),
-    };
+    public static string Name(DecoderKind kind) => DecoderKinds.Name(kind);
 
     public static JacobiGuess ParseGuess(string value) => value.ToLowerInvariant() switch
     {

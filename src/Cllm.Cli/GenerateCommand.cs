@@ -25,7 +25,10 @@ static class GenerateCommand
             model, prompt, decoder, block, maxTokens, guess, dtype, device, threads, json,
         };
         decoding.AddTo(command);
-        command.SetAction(parse => CliOptions.Guard(() =>
+        command.SetAction(parse => CliOptions.Guard(() => Run(parse).GetAwaiter().GetResult()));
+        return command;
+
+        async Task<int> Run(ParseResult parse)
         {
             var options = decoding.Apply(new GenerationOptions
             {
@@ -45,11 +48,18 @@ static class GenerateCommand
             var tokens = new List<int>();
             using var cancel = new CancellationTokenSource();
             Console.CancelKeyPress += (_, e) => { e.Cancel = true; cancel.Cancel(); };
-            foreach (var chunk in engine.Generate(ids, options, stats, cancel.Token))
+            try
             {
-                tokens.AddRange(chunk.Tokens);
-                var text = detokenizer.Append(chunk.Tokens);
-                if (!asJson) Console.Write(text);
+                await foreach (var chunk in engine.GenerateAsync(ids, options, stats, cancel.Token))
+                {
+                    tokens.AddRange(chunk.Tokens);
+                    var text = detokenizer.Append(chunk.Tokens);
+                    if (!asJson) Console.Write(text);
+                }
+            }
+            catch (OperationCanceledException) when (cancel.IsCancellationRequested)
+            {
+                // Ctrl+C: what was generated so far is still shown.
             }
             var tail = detokenizer.Flush();
             if (!asJson)
@@ -68,7 +78,6 @@ static class GenerateCommand
                 stats = Report.Stats(stats),
             }, CliOptions.JsonOutput));
             return 0;
-        }));
-        return command;
+        }
     }
 }

@@ -2,42 +2,42 @@ using Cllm.Decoding;
 
 namespace Cllm.Extensions.AI;
 
+/// <summary>Which requests share lookahead's n-gram pool (n-grams of earlier prompts and answers used as drafts).</summary>
+public enum NgramPoolScope
+{
+    /// <summary>Every client of the engine shares one pool: fastest, but a request's speed shows whether its text
+    /// followed text another client's request wrote (a timing side channel between users).</summary>
+    Engine,
+    /// <summary>Each client has its own pool: one client is one trust domain (make a client per tenant).</summary>
+    Client,
+    /// <summary>Each conversation (<c>ChatOptions.ConversationId</c>) of a client has its own pool; a request
+    /// without a ConversationId starts from its own prompt and keeps nothing.</summary>
+    Conversation,
+}
+
 /// <summary>
-/// How a <see cref="CllmChatClient"/> loads and runs its model. Binds from configuration
-/// (e.g. <c>"Cllm": { "ModelPath": "models/cllm-tiny", "Decoder": "Jacobi", "BlockSize": 16 }</c>).
+/// How a <see cref="CllmChatClient"/> loads and runs its model. Binds from nested configuration, e.g.
+/// <c>"Cllm": { "ModelPath": "models/cllm-tiny", "Engine": { "DType": "BFloat16" },
+/// "Defaults": { "Decoder": "lookahead", "MaxNewTokens": 256 } }</c>.
 /// </summary>
 public sealed record CllmChatClientOptions
 {
-    /// <summary>Folder of a Hugging Face model (config.json, safetensors, tokenizer). Required when the client loads the model itself.</summary>
+    /// <summary>Answer length when neither the request nor <see cref="Defaults"/> set one: long enough for the
+    /// tool calls and answers of small models, short enough that an off-domain prompt cannot run to the end of
+    /// a large context.</summary>
+    public const int DefaultMaxOutputTokens = 512;
+
+    /// <summary>Folder of a Hugging Face model (config.json, safetensors, tokenizer). Required when the model is loaded
+    /// for the client (by the client's own constructor or by a DI registration).</summary>
     public string ModelPath { get; init; } = "";
 
-    /// <summary>Jacobi by default: several tokens per forward pass, the same text as autoregressive decoding (greedy),
-    /// or the same distribution (sampling). Lookahead adds an n-gram pool to Jacobi.</summary>
-    public DecoderKind Decoder { get; init; } = DecoderKind.Jacobi;
+    /// <summary>How the engine places the model: device, dtype, context, threads, n-gram pools, queue time-out.</summary>
+    public EngineOptions Engine { get; init; } = new();
 
-    /// <summary>Jacobi block size n: tokens refined per pass.</summary>
-    public int BlockSize { get; init; } = 16;
-
-    /// <summary>How Jacobi fills a new block's guesses.</summary>
-    public JacobiGuess InitialGuess { get; init; } = JacobiGuess.RandomFromContext;
-
-    /// <summary>Lookahead's n-gram size N.</summary>
-    public int NgramSize { get; init; } = GenerationOptions.DefaultNgramSize;
-
-    /// <summary>Lookahead's n-grams per first token G.</summary>
-    public int NgramsPerKey { get; init; } = GenerationOptions.DefaultNgramsPerKey;
-
-    /// <summary>Lookahead keeps its n-gram pool across requests (see <see cref="EngineOptions.KeepNgramPool"/>).</summary>
-    public bool KeepNgramPool { get; init; } = true;
-
-    public string Device { get; init; } = "cpu";
-    public ModelDType DType { get; init; } = ModelDType.Float32;
-
-    /// <summary>Positions the KV cache holds (prompt + answer). Default: the model's maximum, at most 4096.</summary>
-    public int? ContextLength { get; init; }
-
-    /// <summary>TorchSharp intra-op threads (process-wide). Default: TorchSharp's own choice.</summary>
-    public int? Threads { get; init; }
+    /// <summary>Generation settings for what a request leaves unset (a request's raw <see cref="GenerationSettings"/>
+    /// and ChatOptions come first). Unset here too: Jacobi decoding, block size 16, greedy,
+    /// <see cref="DefaultMaxOutputTokens"/> tokens.</summary>
+    public GenerationSettings Defaults { get; init; } = new();
 
     /// <summary>Chat format name (cllm, chatml, llama2, llama3, vicuna, instruction). Default: detected from the model folder.</summary>
     public string? ChatFormat { get; init; }
@@ -45,11 +45,6 @@ public sealed record CllmChatClientOptions
     /// <summary>The id responses report. Default: the model folder's name.</summary>
     public string? ModelId { get; init; }
 
-    /// <summary>Answer length when <c>ChatOptions.MaxOutputTokens</c> is not set. Default: until the context is full.</summary>
-    public int? MaxOutputTokens { get; init; }
-
-    public EngineOptions ToEngineOptions() => new()
-    {
-        Device = Device, DType = DType, ContextLength = ContextLength, Threads = Threads, KeepNgramPool = KeepNgramPool,
-    };
+    /// <summary>Which requests share lookahead's n-gram pool. Default: <see cref="Extensions.AI.NgramPoolScope.Client"/>.</summary>
+    public NgramPoolScope NgramPoolScope { get; init; } = NgramPoolScope.Client;
 }

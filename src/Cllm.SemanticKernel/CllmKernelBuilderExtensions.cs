@@ -19,7 +19,7 @@ public static class CllmKernelBuilderExtensions
     {
         ArgumentNullException.ThrowIfNull(builder);
         ArgumentNullException.ThrowIfNull(options);
-        return builder.AddCllmChatClient(sp => new CllmChatClient(options, sp.GetService<ILoggerFactory>()), serviceId);
+        return builder.AddCllmChatClient(_ => new CllmChatClient(options), serviceId);
     }
 
     /// <summary>A client over an engine the caller owns, e.g. one shared with other clients.</summary>
@@ -27,7 +27,7 @@ public static class CllmKernelBuilderExtensions
     {
         ArgumentNullException.ThrowIfNull(builder);
         ArgumentNullException.ThrowIfNull(engine);
-        return builder.AddCllmChatClient(sp => new CllmChatClient(engine, options, loggerFactory: sp.GetService<ILoggerFactory>()), serviceId);
+        return builder.AddCllmChatClient(_ => new CllmChatClient(engine, options), serviceId);
     }
 
     static IKernelBuilder AddCllmChatClient(this IKernelBuilder builder, Func<IServiceProvider, CllmChatClient> create, string? serviceId)

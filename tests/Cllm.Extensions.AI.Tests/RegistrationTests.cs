@@ -13,8 +13,9 @@ public sealed class RegistrationTests
     [Fact]
     public async Task AddCllmChatClientBindsAConfigurationSectionAndReturnsTheBuilder()
     {
-        var config = Config(("Cllm:ModelPath", TestModels.Random), ("Cllm:Decoder", "Autoregressive"), ("Cllm:BlockSize", "8"),
-            ("Cllm:MaxOutputTokens", "6"), ("Cllm:ModelId", "random-tiny"), ("Cllm:ChatFormat", "chatml"));
+        var config = Config(("Cllm:ModelPath", TestModels.Random), ("Cllm:Defaults:Decoder", "ar"), ("Cllm:Defaults:BlockSize", "8"),
+            ("Cllm:Defaults:MaxNewTokens", "6"), ("Cllm:ModelId", "random-tiny"), ("Cllm:ChatFormat", "chatml"),
+            ("Cllm:Engine:ContextLength", "128"), ("Cllm:Engine:QueueTimeout", "00:01:00"));
         var services = new ServiceCollection();
         var builder = services.AddCllmChatClient(config.GetSection("Cllm"));
         Assert.IsType<ChatClientBuilder>(builder);
@@ -25,8 +26,10 @@ public sealed class RegistrationTests
         Assert.IsType<FunctionInvokingChatClient>(client); // the first Use is the outermost layer
         var cllm = client.GetService<CllmChatClient>()!;
         var options = cllm.GetService<CllmChatClientOptions>()!;
-        Assert.Equal(Decoding.DecoderKind.Autoregressive, options.Decoder);
-        Assert.Equal(8, options.BlockSize);
+        Assert.Equal(Decoding.DecoderKind.Autoregressive, options.Defaults.Decoder);
+        Assert.Equal(8, options.Defaults.BlockSize);
+        Assert.Equal(128, cllm.Engine.ContextLength);
+        Assert.Equal(TimeSpan.FromMinutes(1), cllm.Engine.Options.QueueTimeout);
         Assert.Equal("chatml", cllm.ChatFormat.Name);
         Assert.Equal("random-tiny", client.GetService<ChatClientMetadata>()!.DefaultModelId);
 
@@ -38,20 +41,25 @@ public sealed class RegistrationTests
     [Fact]
     public async Task LookaheadAndItsPoolSettingsBindFromConfiguration()
     {
-        var config = Config(("Cllm:ModelPath", TestModels.Random), ("Cllm:Decoder", "Lookahead"), ("Cllm:NgramSize", "3"),
-            ("Cllm:NgramsPerKey", "2"), ("Cllm:KeepNgramPool", "false"), ("Cllm:MaxOutputTokens", "12"), ("Cllm:ChatFormat", "cllm"));
+        var config = Config(("Cllm:ModelPath", TestModels.Random), ("Cllm:Defaults:Decoder", "Lookahead"), ("Cllm:Defaults:NgramSize", "3"),
+            ("Cllm:Defaults:NgramsPerKey", "2"), ("Cllm:Engine:KeepNgramPool", "false"), ("Cllm:Defaults:MaxNewTokens", "12"),
+            ("Cllm:ChatFormat", "cllm"), ("Cllm:NgramPoolScope", "Conversation"));
         var services = new ServiceCollection();
         services.AddCllmChatClient(config.GetSection("Cllm"));
         await using var provider = services.BuildServiceProvider();
         var cllm = provider.GetRequiredService<IChatClient>().GetService<CllmChatClient>()!;
         var options = cllm.GetService<CllmChatClientOptions>()!;
-        Assert.Equal(Decoding.DecoderKind.Lookahead, options.Decoder);
-        Assert.Equal((3, 2, false), (options.NgramSize, options.NgramsPerKey, options.KeepNgramPool));
+        Assert.Equal(Decoding.DecoderKind.Lookahead, options.Defaults.Decoder);
+        Assert.Equal((3, 2, false), (options.Defaults.NgramSize, options.Defaults.NgramsPerKey, options.Engine.KeepNgramPool));
+        Assert.Equal(NgramPoolScope.Conversation, options.NgramPoolScope);
         Assert.False(cllm.Engine.Options.KeepNgramPool);
 
         // Lossless: the lookahead answer is the autoregressive one.
         var lookahead = await cllm.GetResponseAsync("hello");
-        var ar = await cllm.GetResponseAsync("hello", new ChatOptions { AdditionalProperties = new() { [CllmChatClient.DecoderKey] = "ar" } });
+        var ar = await cllm.GetResponseAsync("hello", new ChatOptions
+        {
+            RawRepresentationFactory = _ => new Decoding.GenerationSettings { Decoder = Decoding.DecoderKind.Autoregressive },
+        });
         Assert.Equal(ar.Text, lookahead.Text);
         Assert.Equal(12, lookahead.Usage!.OutputTokenCount);
         Assert.True(lookahead.Usage.AdditionalCounts!.ContainsKey(CllmChatClient.PooledTokensCount));
@@ -69,15 +77,51 @@ public sealed class RegistrationTests
         Assert.Null(provider.GetService<IChatClient>());
     }
 
+    [Theory]
+    [InlineData(ServiceLifetime.Singleton)]
+    [InlineData(ServiceLifetime.Scoped)]
+    [InlineData(ServiceLifetime.Transient)]
+    public async Task ClientsOfAnyLifetimeShareOneEngine(ServiceLifetime lifetime)
+    {
+        var services = new ServiceCollection();
+        services.AddCllmChatClient(new CllmChatClientOptions { ModelPath = TestModels.Random, ChatFormat = "cllm" }, lifetime);
+        await using var provider = services.BuildServiceProvider();
+        CllmEngine Engine(IServiceProvider sp) => sp.GetRequiredService<IChatClient>().GetService<CllmEngine>()!;
+        var first = Engine(provider);
+        using (var scope = provider.CreateScope())
+        {
+            Assert.Same(first, Engine(scope.ServiceProvider));
+            Assert.Same(first, Engine(scope.ServiceProvider));
+        }
+
+        Assert.Same(first, provider.GetRequiredService<CllmEngine>());
+        Assert.NotEmpty((await provider.GetRequiredService<IChatClient>().GetResponseAsync("hi", new() { MaxOutputTokens = 3 })).Text);
+    }
+
+    [Fact]
+    public void BadConfigurationIsNamed()
+    {
+        var e = Assert.Throws<InvalidOperationException>(() => CllmServiceCollectionExtensions.Bind(
+            Config(("Cllm:ModelPath", "m"), ("Cllm:Defaults:Decoder", "fast")).GetSection("Cllm")));
+        Assert.Contains("Cllm:Defaults:Decoder", e.ToString());
+        Assert.Contains("ar (autoregressive), jacobi or lookahead", e.ToString());
+        var unknown = Assert.Throws<InvalidOperationException>(() => CllmServiceCollectionExtensions.Bind(
+            Config(("Cllm:ModelPath", "m"), ("Cllm:Decoder", "ar")).GetSection("Cllm")));
+        Assert.Contains("Decoder", unknown.Message); // settings live under Defaults now; a flat key is an error, not ignored
+        foreach (var name in new[] { "ar", "AR", "autoregressive", "Jacobi", "lookahead" })
+            Assert.NotNull(CllmServiceCollectionExtensions.Bind(Config(("ModelPath", "m"), ("Defaults:Decoder", name))).Defaults.Decoder);
+    }
+
     [Fact]
     public void AMissingModelPathIsNamed()
     {
         var services = new ServiceCollection();
-        services.AddCllmChatClient(Config(("Cllm:Decoder", "Jacobi")).GetSection("Cllm"));
-        using var provider = services.BuildServiceProvider();
-        var e = Assert.Throws<InvalidOperationException>(() => provider.GetRequiredService<IChatClient>());
+        var e = Assert.Throws<InvalidOperationException>(() => services.AddCllmChatClient(Config(("Cllm:ChatFormat", "cllm")).GetSection("Cllm")));
         Assert.Contains("Cllm:ModelPath", e.Message);
         Assert.Throws<ArgumentException>(() => new CllmChatClient(new CllmChatClientOptions()));
-        Assert.Throws<ArgumentOutOfRangeException>(() => new CllmChatClient(new CllmChatClientOptions { ModelPath = TestModels.Random, BlockSize = 1 }));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new CllmChatClient(new CllmChatClientOptions
+        {
+            ModelPath = TestModels.Random, Engine = new() { ContextLength = 1 },
+        }));
     }
 }

@@ -33,7 +33,7 @@ public sealed class TemplateClientTests : IDisposable
         string reference = JsonNode.Parse(File.ReadAllText(Path.Combine(fixtures, "expected.json")))!["llama2"]!["system_user"]!["text"]!
             .GetValue<string>();
 
-        using var client = new CllmChatClient(new CllmChatClientOptions { ModelPath = _folder, MaxOutputTokens = 3 });
+        using var client = new CllmChatClient(new CllmChatClientOptions { ModelPath = _folder, Defaults = new() { MaxNewTokens = 3 } });
         var format = Assert.IsType<TemplateChatFormat>(client.ChatFormat);
         var response = await client.GetResponseAsync([.. messages.Select(m => new ChatMessage(new ChatRole(m.Role), m.Text))]);
 

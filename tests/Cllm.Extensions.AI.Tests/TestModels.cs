@@ -18,8 +18,7 @@ static class TestModels
     public static string RepoRoot { get; } = FindRepoRoot();
 
     /// <summary>
-    /// models/cllm-tiny-base, the autoregressively trained default model: what tool-calling tests run on, since
-    /// calling the tools right is what its training taught (the CLLM's is only asserted equal to AR decoding).
+    /// models/cllm-tiny-base, the autoregressively trained base of the default model.
     /// </summary>
     public static string Base => Existing("cllm-tiny-base")
         ?? throw new InvalidOperationException($"No {Path.Combine(RepoRoot, "models", "cllm-tiny-base")}; make it with scripts/make-default-model.sh.");

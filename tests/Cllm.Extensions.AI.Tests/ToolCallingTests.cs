@@ -10,11 +10,11 @@ using FunctionResultContent = Microsoft.Extensions.AI.FunctionResultContent;
 
 namespace Cllm.Extensions.AI.Tests;
 
-/// <summary>Tool calling through the trained default model, with real functions and the real frameworks.</summary>
+/// <summary>Tool calling through the default model (models/cllm-tiny, Jacobi decoding), with real functions and the real frameworks.</summary>
 public sealed class ToolCallingTests : IDisposable
 {
     static readonly StoreDatabase Store = new();
-    readonly CllmChatClient _client = new(new CllmChatClientOptions { ModelPath = TestModels.Base, MaxOutputTokens = 64 });
+    readonly CllmChatClient _client = new(new CllmChatClientOptions { ModelPath = TestModels.Cllm, Defaults = new() { MaxNewTokens = 64 } });
 
     public void Dispose() => _client.Dispose();
 
@@ -99,7 +99,7 @@ public sealed class ToolCallingTests : IDisposable
     {
         var plugin = new StorePlugin();
         var builder = Kernel.CreateBuilder();
-        builder.AddCllmChatClient(_client.Engine, new CllmChatClientOptions { MaxOutputTokens = 64 });
+        builder.AddCllmChatClient(_client.Engine, new CllmChatClientOptions { Defaults = new() { MaxNewTokens = 64 } });
         builder.Plugins.AddFromObject(plugin, "store");
         var kernel = builder.Build();
 
@@ -134,9 +134,9 @@ public sealed class ToolCallingTests : IDisposable
         using var cllm = new CllmChatClient(new CllmChatClientOptions { ModelPath = TestModels.Cllm });
         var question = new List<ChatMessage> { new(ChatRole.User, "Sam has 12 apples. Sam gets 5 more and then gives away 3. How many apples does Sam have now?") };
         var jacobi = new List<ChatResponseUpdate>();
-        await foreach (var u in cllm.GetStreamingResponseAsync(question, new() { MaxOutputTokens = 64, AdditionalProperties = new() { [CllmChatClient.BlockSizeKey] = 16 } }))
+        await foreach (var u in cllm.GetStreamingResponseAsync(question, new() { MaxOutputTokens = 64, RawRepresentationFactory = _ => new Decoding.GenerationSettings { BlockSize = 16 } }))
             jacobi.Add(u);
-        var ar = await cllm.GetResponseAsync(question, new() { MaxOutputTokens = 64, AdditionalProperties = new() { [CllmChatClient.DecoderKey] = "ar" } });
+        var ar = await cllm.GetResponseAsync(question, new() { MaxOutputTokens = 64, RawRepresentationFactory = _ => new Decoding.GenerationSettings { Decoder = Decoding.DecoderKind.Autoregressive } });
 
         var usage = jacobi.SelectMany(u => u.Contents).OfType<UsageContent>().Single().Details;
         long passes = usage.AdditionalCounts![CllmChatClient.ForwardPassesCount];

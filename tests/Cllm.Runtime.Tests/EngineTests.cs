@@ -104,6 +104,87 @@ public sealed class EngineTests : IDisposable
     }
 
     [Fact]
+    public void NgramPoolKeysNeverShareNgrams()
+    {
+        using var engine = CllmEngine.Load(_folder.Path, new EngineOptions { ContextLength = 256 });
+        const string prompt = "The history of the printing press";
+        var options = new GenerationOptions { Decoder = DecoderKind.Lookahead, MaxNewTokens = 48, NgramPoolKey = "alice" };
+        var cold = engine.GenerateText(prompt, options);
+        var warm = engine.GenerateText(prompt, options);
+        Assert.True(warm.Stats.ForwardPasses < cold.Stats.ForwardPasses);
+        var bob = engine.GenerateText(prompt, options with { NgramPoolKey = "bob" });
+        Assert.Equal(cold.Tokens, bob.Tokens);
+        Assert.Equal((cold.Stats.ForwardPasses, cold.Stats.PooledTokens), (bob.Stats.ForwardPasses, bob.Stats.PooledTokens));
+        var shared = engine.GenerateText(prompt, options with { NgramPoolKey = null }); // the engine-wide pool is a key of its own
+        Assert.Equal(cold.Stats.ForwardPasses, shared.Stats.ForwardPasses);
+        engine.ClearNgramPool("alice");
+        Assert.Equal(cold.Stats.ForwardPasses, engine.GenerateText(prompt, options).Stats.ForwardPasses);
+        Assert.Equal(warm.Stats.ForwardPasses, engine.GenerateText(prompt, options with { NgramPoolKey = "bob" }).Stats.ForwardPasses);
+    }
+
+    [Fact]
+    public async Task AbandonedCancelledAndTimedOutRequestsReleaseTheEngine()
+    {
+        using var engine = CllmEngine.Load(_folder.Path, new EngineOptions { ContextLength = 256 });
+        var ids = engine.Tokenizer.Encode("Once upon a time");
+        var expected = engine.GenerateText("Once upon a time", new GenerationOptions { MaxNewTokens = 8 }).Tokens;
+        var small = new GenerationOptions { MaxNewTokens = 8 };
+
+        // Enumerators read once and then dropped without Dispose (async and sync): later requests still run.
+        var abandoned = engine.GenerateAsync(ids, new GenerationOptions { MaxNewTokens = 200 }).GetAsyncEnumerator();
+        Assert.True(await abandoned.MoveNextAsync());
+        var dropped = engine.Generate(ids, new GenerationOptions { MaxNewTokens = 200 }).GetEnumerator();
+        Assert.True(dropped.MoveNext());
+        var next = await Collect(engine.GenerateAsync(ids, small)).WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.Equal(expected, next);
+
+        // A request that waits behind a long one gives up by its token, or by the engine's time-out.
+        var longOne = Collect(engine.GenerateAsync(ids, new GenerationOptions { MaxNewTokens = 200, Decoder = DecoderKind.Autoregressive }));
+        using var cancel = new CancellationTokenSource(TimeSpan.FromMilliseconds(20));
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => Collect(engine.GenerateAsync(ids, small, cancellationToken: cancel.Token)));
+        await longOne;
+
+        using var impatient = CllmEngine.Load(_folder.Path, new EngineOptions { ContextLength = 256, QueueTimeout = TimeSpan.FromMilliseconds(10) });
+        await using (var busy = impatient.GenerateAsync(ids, new GenerationOptions
+        {
+            MaxNewTokens = 240, Decoder = DecoderKind.Autoregressive,
+        }).GetAsyncEnumerator())
+        {
+            Assert.True(await busy.MoveNextAsync()); // running: the next request has to wait
+            var timeout = await Assert.ThrowsAsync<TimeoutException>(() => Collect(impatient.GenerateAsync(ids, small)));
+            Assert.Contains("QueueTimeout", timeout.Message);
+        }
+
+        Assert.Equal(expected, await Collect(impatient.GenerateAsync(ids, small))); // and the engine still serves
+    }
+
+    [Fact]
+    public async Task DisposeCancelsTheRunningRequestWithinAPass()
+    {
+        var engine = CllmEngine.Load(_folder.Path, new EngineOptions { ContextLength = 256 });
+        var ids = engine.Tokenizer.Encode("Once upon a time");
+        var stream = engine.GenerateAsync(ids, new GenerationOptions { MaxNewTokens = 240, Decoder = DecoderKind.Autoregressive }).GetAsyncEnumerator();
+        Assert.True(await stream.MoveNextAsync());
+        var queued = Collect(engine.GenerateAsync(ids, new GenerationOptions { MaxNewTokens = 8 }));
+        var abandoned = engine.GenerateAsync(ids, new GenerationOptions { MaxNewTokens = 240 }).GetAsyncEnumerator();
+        _ = abandoned.MoveNextAsync();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        engine.Dispose();
+        clock.Stop();
+        Assert.True(clock.ElapsedMilliseconds < 1000, $"Dispose took {clock.ElapsedMilliseconds} ms");
+        await Assert.ThrowsAsync<ObjectDisposedException>(async () => { while (await stream.MoveNextAsync()) { } });
+        await Assert.ThrowsAsync<ObjectDisposedException>(() => queued);
+        Assert.Throws<ObjectDisposedException>(() => engine.GenerateAsync(ids));
+    }
+
+    static async Task<List<int>> Collect(IAsyncEnumerable<TokenChunk> chunks)
+    {
+        var tokens = new List<int>();
+        await foreach (var chunk in chunks) tokens.AddRange(chunk.Tokens);
+        return tokens;
+    }
+
+    [Fact]
     public void CallsAfterDisposeThrow()
     {
         var engine = CllmEngine.Load(_folder.Path, new EngineOptions { ContextLength = 64 });

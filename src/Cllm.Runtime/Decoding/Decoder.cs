@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 namespace Cllm.Decoding;
 
 /// <summary>Runs one request with the chosen decoder: prefill, then one <see cref="TokenChunk"/> per forward pass.</summary>
-public static class Decoder
+internal static class Decoder
 {
     /// <summary>
     /// Generates after <paramref name="prompt"/>. The cache is cleared first and left holding the request.

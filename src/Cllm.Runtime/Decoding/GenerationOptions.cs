@@ -1,5 +1,6 @@
 namespace Cllm.Decoding;
 
+[System.ComponentModel.TypeConverter(typeof(DecoderKindConverter))]
 public enum DecoderKind
 {
     /// <summary>One token per forward pass: the baseline.</summary>
@@ -49,6 +50,9 @@ public sealed record GenerationOptions
     public long? Seed { get; init; }
     /// <summary>Token ids that end generation (included in the output). Null means the model's EOS ids.</summary>
     public IReadOnlyCollection<int>? StopTokenIds { get; init; }
+    /// <summary>Which of the engine's kept n-gram pools lookahead drafts from and fills: requests with the same key
+    /// share n-grams, others never see them. Null: the engine-wide pool. See <see cref="EngineOptions.KeepNgramPool"/>.</summary>
+    public string? NgramPoolKey { get; init; }
 
     public GenerationOptions Validate()
     {

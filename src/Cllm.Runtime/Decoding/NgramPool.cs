@@ -8,7 +8,7 @@ namespace Cllm.Decoding;
 /// <see cref="CllmEngine"/> keeps one pool across requests, so a request reuses the n-grams of the ones before it
 /// (outputs are unchanged: every draft is verified).
 /// </summary>
-public sealed class NgramPool
+internal sealed class NgramPool
 {
     readonly Dictionary<int, List<int[]>> _byFirst = [];
 

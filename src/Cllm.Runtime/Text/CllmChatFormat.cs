@@ -1,6 +1,7 @@
 using System.Text;
 using System.Text.Encodings.Web;
 using System.Text.Json;
+using Cllm.Chat;
 
 namespace Cllm.Text;
 
@@ -8,7 +9,8 @@ namespace Cllm.Text;
 public sealed record ChatTurn(string Role, string Content, ToolCall? ToolCall = null);
 
 /// <summary>
-/// A call the assistant makes. Argument values are strings, numbers, booleans or null. Two calls are equal
+/// A call the assistant makes. Argument values are strings, numbers, booleans, null, or <see cref="JsonElement"/>
+/// (or any serializable value) for arrays and objects. Two calls are equal
 /// when their canonical JSON is equal, so a call parsed back from text (numbers come back as long or
 /// double) equals the one that was rendered (numbers may have been int).
 /// </summary>
@@ -76,28 +78,38 @@ public static class CllmChatFormat
     /// Renders a conversation. Tools, when given, are listed in the system turn (a first system turn is
     /// created if there is none). <paramref name="addGenerationPrompt"/> appends <c>&lt;|assistant|&gt;\n</c>.
     /// </summary>
-    public static string Render(IReadOnlyList<ChatTurn> turns, IReadOnlyList<ToolDefinition>? tools, bool addGenerationPrompt)
+    public static string Render(IReadOnlyList<ChatTurn> turns, IReadOnlyList<ToolDefinition>? tools, bool addGenerationPrompt) =>
+        RenderPrompt(turns, tools, addGenerationPrompt).Text;
+
+    /// <summary><see cref="Render"/> with the markers kept apart from message and tool text (see <see cref="ChatPrompt"/>).</summary>
+    public static ChatPrompt RenderPrompt(IReadOnlyList<ChatTurn> turns, IReadOnlyList<ToolDefinition>? tools, bool addGenerationPrompt)
     {
         ArgumentNullException.ThrowIfNull(turns);
-        var sb = new StringBuilder();
+        var sb = new ChatPromptBuilder();
         bool hasTools = tools is { Count: > 0 };
         if (hasTools && (turns.Count == 0 || turns[0].Role != "system"))
-            AppendTurn(sb, System, ToolsBlock(tools!));
+            AppendTurn(sb, System, b => ToolsBlock(b, tools!));
         for (int i = 0; i < turns.Count; i++)
         {
             var turn = turns[i];
-            string content = turn.Role switch
+            if (turn.Role is not ("system" or "user" or "tool" or "assistant"))
+                throw new ArgumentException($"Turn {i} has role '{turn.Role}'; expected system, user, assistant or tool.", nameof(turns));
+            bool withTools = turn.Role == "system" && i == 0 && hasTools;
+            AppendTurn(sb, "<|" + turn.Role + "|>", b =>
             {
-                "system" => i == 0 && hasTools ? (turn.Content.Length == 0 ? "" : turn.Content + "\n") + ToolsBlock(tools!) : turn.Content,
-                "user" or "tool" => turn.Content,
-                "assistant" => AssistantBody(turn),
-                _ => throw new ArgumentException($"Turn {i} has role '{turn.Role}'; expected system, user, assistant or tool.", nameof(turns)),
-            };
-            AppendTurn(sb, "<|" + turn.Role + "|>", content);
+                if (turn.Role == "assistant")
+                {
+                    AssistantBody(b, turn);
+                    return;
+                }
+
+                b.Content(turn.Content);
+                if (withTools) ToolsBlock(turn.Content.Length == 0 ? b : b.Control("\n"), tools!);
+            });
         }
 
-        if (addGenerationPrompt) sb.Append(Assistant).Append('\n');
-        return sb.ToString();
+        if (addGenerationPrompt) sb.Control(Assistant + "\n");
+        return sb.Build();
     }
 
     /// <summary>
@@ -119,14 +131,18 @@ public static class CllmChatFormat
     }
 
     /// <summary>What an assistant turn renders to between its markers: its text, then its tool call if any.</summary>
-    public static string AssistantBody(ChatTurn turn) =>
-        turn.ToolCall is null ? turn.Content : turn.Content + ToolCallStart + turn.ToolCall.ToJson() + ToolCallEnd;
+    public static string AssistantBody(ChatTurn turn) => AssistantBody(new ChatPromptBuilder(), turn).Build().Text;
+
+    static ChatPromptBuilder AssistantBody(ChatPromptBuilder sb, ChatTurn turn) =>
+        turn.ToolCall is null ? sb.Content(turn.Content)
+            : sb.Content(turn.Content).Control(ToolCallStart).Content(turn.ToolCall.ToJson()).Control(ToolCallEnd);
 
     /// <summary>
     /// Finds <c>&lt;tool_call&gt;{json}&lt;/tool_call&gt;</c> in generated text. Lenient about text before the
     /// call, whitespace around the JSON and a missing close marker at the very end (generation cut off);
     /// strict about the JSON: one object with a non-empty string "name" and an optional "arguments" object
-    /// (or a string holding one) of scalar values. Anything else gives null; this never throws.
+    /// (or a string holding one). Scalar values become string, long, double, bool or null; arrays and objects
+    /// become <see cref="JsonElement"/>s. Anything else gives null; this never throws.
     /// </summary>
     public static ToolCall? ParseToolCall(string assistantText)
     {
@@ -175,7 +191,9 @@ public static class CllmChatFormat
                 case JsonValueKind.Number when p.Value.TryGetDouble(out double d) && double.IsFinite(d): value = d; break;
                 case JsonValueKind.True or JsonValueKind.False: value = p.Value.GetBoolean(); break;
                 case JsonValueKind.Null: value = null; break;
-                default: return null; // nested objects and arrays are not arguments our tools take
+                // Arrays and objects (lists, records, nested values) stay JSON for the caller to bind.
+                case JsonValueKind.Array or JsonValueKind.Object: value = p.Value.Clone(); break;
+                default: return null;
             }
 
             if (!arguments.TryAdd(p.Name, value)) return null; // a duplicate name is ambiguous
@@ -184,10 +202,18 @@ public static class CllmChatFormat
         return arguments;
     }
 
-    private static void AppendTurn(StringBuilder sb, string marker, string content) =>
-        sb.Append(marker).Append('\n').Append(content).Append(End).Append('\n');
+    private static void AppendTurn(ChatPromptBuilder sb, string marker, Action<ChatPromptBuilder> content)
+    {
+        sb.Control(marker + "\n");
+        content(sb);
+        sb.Control(End + "\n");
+    }
 
-    /// <summary>One short line per tool: <c>name: description {"param":"type"}</c>.</summary>
-    private static string ToolsBlock(IReadOnlyList<ToolDefinition> tools) =>
-        "Tools:\n" + string.Join("\n", tools.Select(t => $"{t.Name}: {t.Description} {t.CompactSchema()}"));
+    /// <summary>One short line per tool: <c>name: description {"param":"type"}</c> (the application's text: content).</summary>
+    private static void ToolsBlock(ChatPromptBuilder sb, IReadOnlyList<ToolDefinition> tools)
+    {
+        sb.Control("Tools:\n");
+        for (int i = 0; i < tools.Count; i++)
+            sb.Content((i > 0 ? "\n" : "") + $"{tools[i].Name}: {tools[i].Description} {tools[i].CompactSchema()}");
+    }
 }

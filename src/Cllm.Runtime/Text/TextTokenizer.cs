@@ -187,6 +187,29 @@ public sealed class TextTokenizer
         return [.. _prefix, .. ids, .. _suffix];
     }
 
+    /// <summary>
+    /// Text to ids with special-token parsing off: a marker typed in the text (<c>&lt;|im_start|&gt;</c>) is encoded
+    /// as the characters it is made of, never as the marker's id. For text from users, tools and documents, so it
+    /// cannot open a turn of another role. <paramref name="startsText"/> says whether the text begins the whole
+    /// input (SentencePiece then adds its leading space, as <see cref="Encode"/> does); a run that follows a
+    /// special token gets exactly the ids <see cref="Encode"/> gives it there. No BOS is added.
+    /// </summary>
+    public int[] EncodeOrdinary(string text, bool startsText)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        return text.Length == 0 ? [] : [.. _pipeline.EncodeOrdinary(text, startsText)];
+    }
+
+    /// <summary>
+    /// The added tokens (chat markers and other control pieces) by their text: <see cref="Encode"/> turns them into
+    /// their ids wherever they occur (as <c>&lt;|im_start|&gt;</c>); <see cref="EncodeOrdinary"/> spells them out instead.
+    /// </summary>
+    public IReadOnlyDictionary<string, int> SpecialTokens =>
+        _specialTokens ??= _pipeline.AddedTokens.GroupBy(a => a.Content, StringComparer.Ordinal)
+            .ToDictionary(g => g.Key, g => g.First().Id, StringComparer.Ordinal);
+
+    private IReadOnlyDictionary<string, int>? _specialTokens;
+
     /// <summary>Ids to text; with <paramref name="skipSpecial"/> BOS/EOS and other special tokens are left out.</summary>
     public string Decode(IEnumerable<int> ids, bool skipSpecial = false)
     {

@@ -163,6 +163,41 @@ internal sealed class TokenizerPipeline
         return ids;
     }
 
+    /// <summary>
+    /// Text to ids with no added-token matching: markers in the text go through the normalizer, pre-tokenizer and
+    /// BPE like any other characters. <paramref name="startsText"/>: the run begins the input (section 0, where
+    /// SentencePiece-style pre-tokenizers add their leading "▁"); otherwise it follows an added token.
+    /// </summary>
+    public List<int> EncodeOrdinary(string text, bool startsText)
+    {
+        var ids = new List<int>();
+        string normalized = _normalizer is null ? text : _normalizer(text);
+        if (normalized.Length == 0)
+        {
+            return ids;
+        }
+
+        var pieces = new List<string> { normalized };
+        var next = new List<string>();
+        foreach (var step in _preTokenizer)
+        {
+            next.Clear();
+            foreach (string p in pieces)
+            {
+                step(p, startsText ? 0 : 1, next);
+            }
+
+            (pieces, next) = (next, pieces);
+        }
+
+        foreach (string p in pieces)
+        {
+            _model.Encode(p, ids);
+        }
+
+        return ids;
+    }
+
     /// <summary>Ids to text; <paramref name="skip"/> leaves out ids (e.g. special tokens) before decoding.</summary>
     public string Decode(IEnumerable<int> ids, Func<int, bool>? skip = null)
     {

@@ -1,5 +1,5 @@
-using System.Text;
 using System.Text.Json.Nodes;
+using Cllm.Chat;
 
 namespace Cllm.Text;
 
@@ -19,38 +19,46 @@ public sealed class ChatMlFormat : IChatFormat
 
     public string? ToolCallStart => "<tool_call>";
 
-    public string Render(IReadOnlyList<ChatTurn> turns, IReadOnlyList<ToolDefinition>? tools, bool addGenerationPrompt)
+    public ChatPrompt RenderPrompt(IReadOnlyList<ChatTurn> turns, IReadOnlyList<ToolDefinition>? tools, bool addGenerationPrompt)
     {
         ArgumentNullException.ThrowIfNull(turns);
-        var sb = new StringBuilder();
+        var sb = new ChatPromptBuilder();
         bool hasTools = tools is { Count: > 0 };
         if (hasTools && (turns.Count == 0 || turns[0].Role != "system"))
-            Append(sb, "system", ToolsBlock(tools!));
+            Append(sb, "system", b => ToolsBlock(b, tools!));
         for (int i = 0; i < turns.Count; i++)
         {
             var turn = turns[i];
             switch (turn.Role)
             {
                 case "system":
-                    Append(sb, "system", i == 0 && hasTools ? turn.Content + "\n\n" + ToolsBlock(tools!) : turn.Content);
+                    Append(sb, "system", b =>
+                    {
+                        b.Content(turn.Content);
+                        if (i == 0 && hasTools) ToolsBlock(b.Control("\n\n"), tools!);
+                    });
                     break;
                 case "user":
-                    Append(sb, "user", turn.Content);
+                    Append(sb, "user", b => b.Content(turn.Content));
                     break;
                 case "assistant":
-                    string call = turn.ToolCall is null ? "" : (turn.Content.Length > 0 ? "\n" : "") + "<tool_call>\n" + turn.ToolCall.ToJson() + "\n</tool_call>";
-                    Append(sb, "assistant", turn.Content + call);
+                    Append(sb, "assistant", b =>
+                    {
+                        b.Content(turn.Content);
+                        if (turn.ToolCall is not null)
+                            b.Control((turn.Content.Length > 0 ? "\n" : "") + "<tool_call>\n").Content(turn.ToolCall.ToJson()).Control("\n</tool_call>");
+                    });
                     break;
                 case "tool":
-                    Append(sb, "user", "<tool_response>\n" + turn.Content + "\n</tool_response>");
+                    Append(sb, "user", b => b.Control("<tool_response>\n").Content(turn.Content).Control("\n</tool_response>"));
                     break;
                 default:
                     throw ChatFormatText.UnknownRole(i, turn.Role);
             }
         }
 
-        if (addGenerationPrompt) sb.Append(Start).Append("assistant\n");
-        return sb.ToString();
+        if (addGenerationPrompt) sb.Control(Start + "assistant\n");
+        return sb.Build();
     }
 
     public string ForcedToolCallPrefix(string? toolName) =>
@@ -58,19 +66,25 @@ public sealed class ChatMlFormat : IChatFormat
 
     public IReadOnlyList<ToolCall>? ParseToolCalls(string text) => ChatFormatText.ParseTaggedCalls(text, "<tool_call>");
 
-    static void Append(StringBuilder sb, string role, string content) => sb.Append(Start).Append(role).Append('\n').Append(content).Append(End).Append('\n');
-
-    static string ToolsBlock(IReadOnlyList<ToolDefinition> tools)
+    static void Append(ChatPromptBuilder sb, string role, Action<ChatPromptBuilder> content)
     {
-        var sb = new StringBuilder("# Tools\n\nYou may call one or more functions to assist with the user query.\n\n" +
+        sb.Control(Start + role + "\n");
+        content(sb);
+        sb.Control(End + "\n");
+    }
+
+    // Tool signatures are the application's text, not the format's: content, so a marker in a description stays text.
+    static void ToolsBlock(ChatPromptBuilder sb, IReadOnlyList<ToolDefinition> tools)
+    {
+        sb.Control("# Tools\n\nYou may call one or more functions to assist with the user query.\n\n" +
             "You are provided with function signatures within <tools></tools> XML tags:\n<tools>");
         foreach (var t in tools)
         {
             var function = new JsonObject { ["name"] = t.Name, ["description"] = t.Description, ["parameters"] = JsonNode.Parse(t.ParametersJsonSchema()) };
-            sb.Append('\n').Append(new JsonObject { ["type"] = "function", ["function"] = function }.ToJsonString(CllmChatFormat.Json));
+            sb.Control("\n").Content(new JsonObject { ["type"] = "function", ["function"] = function }.ToJsonString(CllmChatFormat.Json));
         }
 
-        return sb.Append("\n</tools>\n\nFor each function call, return a json object with function name and arguments within " +
-            "<tool_call></tool_call> XML tags:\n<tool_call>\n{\"name\": <function-name>, \"arguments\": <args-json-object>}\n</tool_call>").ToString();
+        sb.Control("\n</tools>\n\nFor each function call, return a json object with function name and arguments within " +
+            "<tool_call></tool_call> XML tags:\n<tool_call>\n{\"name\": <function-name>, \"arguments\": <args-json-object>}\n</tool_call>");
     }
 }

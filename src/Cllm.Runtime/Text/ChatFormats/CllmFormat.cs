@@ -1,3 +1,5 @@
+using Cllm.Chat;
+
 namespace Cllm.Text;
 
 /// <summary>The default model's format: exactly <see cref="CllmChatFormat"/>, the code that rendered its training data.</summary>
@@ -12,8 +14,8 @@ public sealed class CllmFormat : IChatFormat
 
     public string? ToolCallStart => CllmChatFormat.ToolCallStart;
 
-    public string Render(IReadOnlyList<ChatTurn> turns, IReadOnlyList<ToolDefinition>? tools, bool addGenerationPrompt) =>
-        CllmChatFormat.Render(turns, tools, addGenerationPrompt);
+    public ChatPrompt RenderPrompt(IReadOnlyList<ChatTurn> turns, IReadOnlyList<ToolDefinition>? tools, bool addGenerationPrompt) =>
+        CllmChatFormat.RenderPrompt(turns, tools, addGenerationPrompt);
 
     // The training data has no text before a call and compact JSON, so the prefix is what the model wrote itself.
     // It ends after the name's '","' (one token in the default vocabulary): a prefix cut inside a token the

@@ -1,3 +1,5 @@
+using Cllm.Chat;
+
 namespace Cllm.Text;
 
 /// <summary>
@@ -13,10 +15,16 @@ public interface IChatFormat
 
     /// <summary>
     /// Renders the turns (roles system, user, assistant, tool). Tools, when given, are described the way the
-    /// family expects. <paramref name="addGenerationPrompt"/> appends the start of an assistant turn.
+    /// family expects. <paramref name="addGenerationPrompt"/> appends the start of an assistant turn. The
+    /// format's own markers are control segments; message, tool and result text are content segments, which
+    /// <see cref="ChatPrompt.Encode"/> never turns into control tokens.
     /// </summary>
     /// <exception cref="NotSupportedException">Tools or tool turns for a family without tool calling.</exception>
-    string Render(IReadOnlyList<ChatTurn> turns, IReadOnlyList<ToolDefinition>? tools, bool addGenerationPrompt);
+    ChatPrompt RenderPrompt(IReadOnlyList<ChatTurn> turns, IReadOnlyList<ToolDefinition>? tools, bool addGenerationPrompt);
+
+    /// <summary><see cref="RenderPrompt"/> as one string.</summary>
+    string Render(IReadOnlyList<ChatTurn> turns, IReadOnlyList<ToolDefinition>? tools, bool addGenerationPrompt) =>
+        RenderPrompt(turns, tools, addGenerationPrompt).Text;
 
     /// <summary>
     /// Texts that end an assistant turn. Those that are single tokens in the model's vocabulary are matched

@@ -1,4 +1,4 @@
-using System.Text;
+using Cllm.Chat;
 
 namespace Cllm.Text;
 
@@ -15,31 +15,31 @@ public sealed class InstructionFormat : IChatFormat
 
     public string? ToolCallStart => null;
 
-    public string Render(IReadOnlyList<ChatTurn> turns, IReadOnlyList<ToolDefinition>? tools, bool addGenerationPrompt)
+    public ChatPrompt RenderPrompt(IReadOnlyList<ChatTurn> turns, IReadOnlyList<ToolDefinition>? tools, bool addGenerationPrompt)
     {
         ChatFormatText.RejectTools(Name, turns, tools);
-        var sb = new StringBuilder();
+        var sb = new ChatPromptBuilder();
         for (int i = 0; i < turns.Count; i++)
         {
             var turn = turns[i];
             switch (turn.Role)
             {
                 case "system":
-                    sb.Append(turn.Content).Append("\n\n");
+                    sb.Content(turn.Content).Control("\n\n");
                     break;
                 case "user":
-                    sb.Append("### Instruction:\n").Append(turn.Content).Append('\n');
+                    sb.Control("### Instruction:\n").Content(turn.Content).Control("\n");
                     break;
                 case "assistant":
-                    sb.Append("### Response:\n").Append(turn.Content).Append('\n');
+                    sb.Control("### Response:\n").Content(turn.Content).Control("\n");
                     break;
                 default:
                     throw ChatFormatText.UnknownRole(i, turn.Role);
             }
         }
 
-        if (addGenerationPrompt) sb.Append("### Response:\n");
-        return sb.ToString();
+        if (addGenerationPrompt) sb.Control("### Response:\n");
+        return sb.Build();
     }
 
     public string ForcedToolCallPrefix(string? toolName) => throw ChatFormatText.NoTools(Name);

@@ -1,4 +1,4 @@
-using System.Text;
+using Cllm.Chat;
 
 namespace Cllm.Text;
 
@@ -14,10 +14,10 @@ public sealed class Llama2Format : IChatFormat
 
     public string? ToolCallStart => null;
 
-    public string Render(IReadOnlyList<ChatTurn> turns, IReadOnlyList<ToolDefinition>? tools, bool addGenerationPrompt)
+    public ChatPrompt RenderPrompt(IReadOnlyList<ChatTurn> turns, IReadOnlyList<ToolDefinition>? tools, bool addGenerationPrompt)
     {
         ChatFormatText.RejectTools(Name, turns, tools);
-        var sb = new StringBuilder();
+        var sb = new ChatPromptBuilder();
         string? system = null;
         bool first = true;
         for (int i = 0; i < turns.Count; i++)
@@ -29,14 +29,15 @@ public sealed class Llama2Format : IChatFormat
                     system = system is null ? turn.Content : system + "\n" + turn.Content;
                     break;
                 case "user":
-                    if (!first) sb.Append("<s>");
-                    string user = system is null ? turn.Content.Trim() : "<<SYS>>\n" + system + "\n<</SYS>>\n\n" + turn.Content.Trim();
-                    sb.Append("[INST] ").Append(user).Append(" [/INST]");
+                    if (!first) sb.Control("<s>");
+                    sb.Control("[INST] ");
+                    if (system is not null) sb.Control("<<SYS>>\n").Content(system).Control("\n<</SYS>>\n\n");
+                    sb.Content(turn.Content.Trim()).Control(" [/INST]");
                     system = null;
                     first = false;
                     break;
                 case "assistant":
-                    sb.Append(' ').Append(turn.Content.Trim()).Append(" </s>");
+                    sb.Control(" ").Content(turn.Content.Trim()).Control(" </s>");
                     break;
                 default:
                     throw ChatFormatText.UnknownRole(i, turn.Role);
@@ -44,7 +45,7 @@ public sealed class Llama2Format : IChatFormat
         }
 
         // The generation prompt is "[/INST]" itself: the answer follows it directly.
-        return sb.ToString();
+        return sb.Build();
     }
 
     public string ForcedToolCallPrefix(string? toolName) => throw ChatFormatText.NoTools(Name);

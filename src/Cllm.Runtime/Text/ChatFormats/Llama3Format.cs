@@ -1,4 +1,4 @@
-using System.Text;
+using Cllm.Chat;
 
 namespace Cllm.Text;
 
@@ -14,23 +14,23 @@ public sealed class Llama3Format : IChatFormat
 
     public string? ToolCallStart => null;
 
-    public string Render(IReadOnlyList<ChatTurn> turns, IReadOnlyList<ToolDefinition>? tools, bool addGenerationPrompt)
+    public ChatPrompt RenderPrompt(IReadOnlyList<ChatTurn> turns, IReadOnlyList<ToolDefinition>? tools, bool addGenerationPrompt)
     {
         ChatFormatText.RejectTools(Name, turns, tools);
-        var sb = new StringBuilder();
+        var sb = new ChatPromptBuilder();
         for (int i = 0; i < turns.Count; i++)
         {
             if (turns[i].Role is not ("system" or "user" or "assistant")) throw ChatFormatText.UnknownRole(i, turns[i].Role);
-            Header(sb, turns[i].Role).Append(turns[i].Content.Trim()).Append("<|eot_id|>");
+            Header(sb, turns[i].Role).Content(turns[i].Content.Trim()).Control("<|eot_id|>");
         }
 
         if (addGenerationPrompt) Header(sb, "assistant");
-        return sb.ToString();
+        return sb.Build();
     }
 
     public string ForcedToolCallPrefix(string? toolName) => throw ChatFormatText.NoTools(Name);
 
     public IReadOnlyList<ToolCall>? ParseToolCalls(string text) => null;
 
-    static StringBuilder Header(StringBuilder sb, string role) => sb.Append("<|start_header_id|>").Append(role).Append("<|end_header_id|>\n\n");
+    static ChatPromptBuilder Header(ChatPromptBuilder sb, string role) => sb.Control("<|start_header_id|>" + role + "<|end_header_id|>\n\n");
 }

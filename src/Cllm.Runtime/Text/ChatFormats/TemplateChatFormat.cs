@@ -186,6 +186,32 @@ public sealed class TemplateChatFormat : IChatFormat
         return RenderMessages(ToMessages(turns), tools is { Count: > 0 } ? ToTools(tools) : null, addGenerationPrompt);
     }
 
+    /// <summary>
+    /// The rendered prompt with each message's text marked as content (encoded with special-token parsing off), the
+    /// rest as the template's own text. A template may transform what it prints (trim it, say): each message is
+    /// looked for in order, as given or trimmed; a message the template does not print verbatim stays unmarked.
+    /// </summary>
+    public Cllm.Chat.ChatPrompt RenderPrompt(IReadOnlyList<ChatTurn> turns, IReadOnlyList<ToolDefinition>? tools, bool addGenerationPrompt)
+    {
+        var text = Render(turns, tools, addGenerationPrompt);
+        var builder = new Cllm.Chat.ChatPromptBuilder();
+        var at = 0;
+        foreach (var content in turns.Select(t => t.Content))
+        {
+            if (string.IsNullOrEmpty(content)) continue;
+            foreach (var candidate in new[] { content, content.Trim() })
+            {
+                if (candidate.Length == 0) continue;
+                var index = text.IndexOf(candidate, at, StringComparison.Ordinal);
+                if (index < 0) continue;
+                builder.Control(text[at..index]).Content(candidate);
+                at = index + candidate.Length;
+                break;
+            }
+        }
+        return builder.Control(text[at..]).Build();
+    }
+
     /// <summary>Turns as transformers' messages; calls get ids (call00001, ...) that the tool turns after them answer.</summary>
     public static JsonArray ToMessages(IReadOnlyList<ChatTurn> turns)
     {

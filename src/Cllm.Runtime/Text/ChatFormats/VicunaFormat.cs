@@ -1,4 +1,4 @@
-using System.Text;
+using Cllm.Chat;
 
 namespace Cllm.Text;
 
@@ -15,30 +15,33 @@ public sealed class VicunaFormat : IChatFormat
 
     public string? ToolCallStart => null;
 
-    public string Render(IReadOnlyList<ChatTurn> turns, IReadOnlyList<ToolDefinition>? tools, bool addGenerationPrompt)
+    public ChatPrompt RenderPrompt(IReadOnlyList<ChatTurn> turns, IReadOnlyList<ToolDefinition>? tools, bool addGenerationPrompt)
     {
         ChatFormatText.RejectTools(Name, turns, tools);
         int leading = turns.TakeWhile(t => t.Role == "system").Count();
         string system = string.Join("\n", turns.Take(leading).Select(t => t.Content));
-        var sb = new StringBuilder(system.Length > 0 ? system : DefaultSystem).Append(' ');
+        var sb = new ChatPromptBuilder();
+        if (system.Length > 0) sb.Content(system);
+        else sb.Control(DefaultSystem);
+        sb.Control(" ");
         for (int i = leading; i < turns.Count; i++)
         {
             var turn = turns[i];
             switch (turn.Role)
             {
                 case "system" or "user":
-                    sb.Append("USER: ").Append(turn.Content).Append(' ');
+                    sb.Control("USER: ").Content(turn.Content).Control(" ");
                     break;
                 case "assistant":
-                    sb.Append("ASSISTANT: ").Append(turn.Content).Append("</s>");
+                    sb.Control("ASSISTANT: ").Content(turn.Content).Control("</s>");
                     break;
                 default:
                     throw ChatFormatText.UnknownRole(i, turn.Role);
             }
         }
 
-        if (addGenerationPrompt) sb.Append("ASSISTANT:");
-        return sb.ToString();
+        if (addGenerationPrompt) sb.Control("ASSISTANT:");
+        return sb.Build();
     }
 
     public string ForcedToolCallPrefix(string? toolName) => throw ChatFormatText.NoTools(Name);
