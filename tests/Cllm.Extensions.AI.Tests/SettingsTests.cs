@@ -45,10 +45,11 @@ public sealed class SettingsTests : IDisposable
             }
         }
 
-        // Without defaults, the built-in ones: Jacobi, block 16, greedy, DefaultMaxOutputTokens.
+        // Without defaults, the built-in ones: Jacobi, the engine's adaptive block size (null), greedy, DefaultMaxOutputTokens.
         using var bare = new CllmChatClient(_client.Engine, new CllmChatClientOptions { ChatFormat = "cllm" });
         var built = bare.Settings(null).ToOptions();
-        Assert.Equal((DecoderKind.Jacobi, 16, 0f, CllmChatClientOptions.DefaultMaxOutputTokens), (built.Decoder, built.BlockSize, built.Temperature, built.MaxNewTokens));
+        Assert.Equal((DecoderKind.Jacobi, (int?)null, 0f, CllmChatClientOptions.DefaultMaxOutputTokens),
+            (built.Decoder, built.BlockSize, built.Temperature, built.MaxNewTokens));
         // Cllm's own knobs have no ChatOptions counterpart: raw over defaults.
         Assert.Equal(3, _client.Settings(null).BlockSize);
         Assert.Equal(5, _client.Settings(new ChatOptions { RawRepresentationFactory = _ => new GenerationSettings { BlockSize = 5 } }).BlockSize);

@@ -62,6 +62,7 @@ public sealed class ChatPrompt
                 {
                     Flush();
                     ids.Add(special.Id);
+                    firstRun = false; // text after a marker is not the start of the input (no SentencePiece dummy prefix)
                     i += special.Length;
                 }
                 else
