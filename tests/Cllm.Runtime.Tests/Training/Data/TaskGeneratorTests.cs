@@ -128,7 +128,7 @@ public sealed class TaskGeneratorTests(ITestOutputHelper output)
     public void HeldOutPhrasingsNeverOccurInTraining(Language language)
     {
         var gen = new TaskGenerator(5, language: language);
-        var train = Skeletons(gen, Split.Train, language == Language.Rich ? 20000 : 3000);
+        var train = Skeletons(gen, Split.Train, language == Language.Rich ? 6000 : 3000);
         foreach (var split in new[] { Split.HeldOut, Split.HeldOutPhrasings })
         {
             var heldOut = Skeletons(gen, split);
@@ -159,7 +159,7 @@ public sealed class TaskGeneratorTests(ITestOutputHelper output)
                      (Split.Test, false, false), (Split.HeldOutValues, true, false), (Split.HeldOutPhrasings, false, false), (Split.HeldOut, true, true),
                  })
         {
-            var tasks = gen.Generate(2000, split).ToList();
+            var tasks = gen.Generate(1200, split).ToList();
             string text = string.Join("\n", tasks.Select(Text));
             foreach (var (slot, values) in gen.SlotVocabularies)
             {
@@ -189,13 +189,13 @@ public sealed class TaskGeneratorTests(ITestOutputHelper output)
     [Fact]
     public void RichLanguageComposesManyMorePhrasingsAndLeavesValuesCopyable()
     {
-        var basic = Skeletons(new TaskGenerator(17), Split.Train, 6000);
+        var basic = Skeletons(new TaskGenerator(17), Split.Train, 4000);
         var richGen = new TaskGenerator(17, language: Language.Rich);
-        var rich = Skeletons(richGen, Split.Train, 6000);
-        output.WriteLine($"question skeletons in 6,000 training tasks: basic {basic.Count}, rich {rich.Count}");
+        var rich = Skeletons(richGen, Split.Train, 4000);
+        output.WriteLine($"question skeletons in 4,000 training tasks: basic {basic.Count}, rich {rich.Count}");
         Assert.True(rich.Count > 10 * basic.Count, $"rich {rich.Count} vs basic {basic.Count}");
 
-        var train = richGen.Generate(6000, Split.Train).ToList();
+        var train = richGen.Generate(4000, Split.Train).ToList();
         // Values are never touched by synonyms or typos: every quoted SQL value is in the question, as written.
         foreach (var c in train.Where(c => c.Domain == "sql"))
             foreach (Match m in Regex.Matches(c.Answer, @"'([^'%]+)'"))
@@ -210,7 +210,7 @@ public sealed class TaskGeneratorTests(ITestOutputHelper output)
         Assert.Contains(questions, q => q.StartsWith("Could you ", StringComparison.Ordinal) || q.StartsWith("Please ", StringComparison.Ordinal));
         Assert.Contains(questions, q => q.Contains("clients", StringComparison.Ordinal));
         Assert.Contains(questions, q => q.StartsWith("In ", StringComparison.Ordinal));
-        var heldOut = richGen.Generate(3000, Split.HeldOutPhrasings).Select(Question).ToList();
+        var heldOut = richGen.Generate(2000, Split.HeldOutPhrasings).Select(Question).ToList();
         foreach (var reserved in QuestionWording.ReservedLeadIns)
         {
             Assert.DoesNotContain(questions, q => q.StartsWith(reserved, StringComparison.Ordinal));
