@@ -74,6 +74,7 @@ public sealed class Trainer(Transformer model, TrainOptions options, string outp
     const string StateFile = "trainer.json";
 
     readonly TrainOptions _options = options.Validate();
+    readonly Transformer? _compute = CheckComputeModel(model, computeModel);
 
     public string CheckpointDirectory => Path.Combine(outputDirectory, CheckpointFolder);
 
@@ -85,7 +86,7 @@ public sealed class Trainer(Transformer model, TrainOptions options, string outp
         model.train();
         using var optimizer = CreateOptimizer();
         var start = Resume(optimizer);
-        computeModel?.train();
+        _compute?.train();
         CopyMasterToCompute();
         var clock = Stopwatch.StartNew();
         long tokens = 0;
@@ -95,7 +96,7 @@ public sealed class Trainer(Transformer model, TrainOptions options, string outp
             var lr = _options.LearningRateAt(step);
             foreach (var group in optimizer.ParamGroups) group.LearningRate = lr;
             optimizer.zero_grad();
-            computeModel?.zero_grad();
+            _compute?.zero_grad();
             double loss = 0;
             var parts = new Dictionary<string, double>();
             for (var micro = 0; micro < _options.GradientAccumulation; micro++)
@@ -126,21 +127,30 @@ public sealed class Trainer(Transformer model, TrainOptions options, string outp
         return start;
     }
 
+    static Transformer? CheckComputeModel(Transformer master, Transformer? compute)
+    {
+        if (compute is null) return null;
+        var shapes = master.parameters().Select(p => string.Join('x', p.shape)).ToList();
+        if (!shapes.SequenceEqual(compute.parameters().Select(p => string.Join('x', p.shape))))
+            throw new ArgumentException("The compute model must have the master model's shape (the same config in another dtype).", "computeModel");
+        return compute;
+    }
+
     void CopyMasterToCompute()
     {
-        if (computeModel is null) return;
+        if (_compute is null) return;
         using var scope = NewDisposeScope();
         using var _ = no_grad();
-        foreach (var (master, compute) in model.parameters().Zip(computeModel.parameters())) compute.copy_(master);
+        foreach (var (master, compute) in model.parameters().Zip(_compute.parameters())) compute.copy_(master);
     }
 
     /// <summary>The compute model's gradients become the master's, in float32.</summary>
     void CopyComputeGradientsToMaster()
     {
-        if (computeModel is null) return;
+        if (_compute is null) return;
         using var scope = NewDisposeScope();
         // A gradient cannot be assigned here, but backward through sum(master * g) leaves exactly g (after zero_grad).
-        var terms = model.parameters().Zip(computeModel.parameters())
+        var terms = model.parameters().Zip(_compute.parameters())
             .Where(p => p.Second.grad is not null)
             .Select(p => (p.First * p.Second.grad!.detach().to(p.First.dtype)).sum())
             .ToList();

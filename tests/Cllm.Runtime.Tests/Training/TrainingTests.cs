@@ -106,6 +106,11 @@ public sealed class TrainingTests(ITestOutputHelper output)
         Assert.True(bf16.Skip(50).Average() < 0.6 * bf16.Take(5).Average(), "mixed precision learns");
         Assert.True(Math.Abs(bf16.Skip(50).Average() - f32.Skip(50).Average()) < 0.15 * f32.Skip(50).Average(), "and about as well as f32");
         Assert.False(w32.allclose(w16, rtol: 0, atol: 0), "the runs differ by bf16 rounding");
+
+        using var folder = new TempFolder();
+        using var master = MicroModel(1);
+        using var otherShape = MicroModel(1, hidden: 32);
+        Assert.Throws<ArgumentException>(() => new Trainer(master, Options(1), folder.Path, otherShape));
     }
 
     [Fact]
