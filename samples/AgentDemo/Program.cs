@@ -25,14 +25,16 @@ if (modelDir is null)
     return 2;
 }
 
-string[] questions =
-[
-    "What is the weather like in Denver?",
-    "What is the status of order 17?",
-    "How many orders were placed in May 2024?",
-    "What is 23 times 7 plus 41?",
-    "How many customers live in Oslo?",
-];
+// Questions of the kinds the model was trained on, with values from the store, each with its trained answer.
+var demo = DemoQuestions.FromTestSplit();
+string[] questions = [.. demo.Select(q => q.Text)];
+var correct = new Dictionary<string, int>();
+string Check(string run, int i, string answer)
+{
+    bool right = demo[i].IsAnsweredBy(answer);
+    correct[run] = correct.GetValueOrDefault(run) + (right ? 1 : 0);
+    return right ? "   [right]" : $"   [wrong: expected \"{demo[i].Answer}\"]";
+}
 
 using var tools = new StoreTools();
 var dtype = args.Contains("--bf16") ? ModelDType.BFloat16 : ModelDType.Float32;
@@ -57,28 +59,32 @@ tools.OnCall = (tool, arguments, result) => Console.Write($"\n    [{tool}({argum
 Console.WriteLine("== Semantic Kernel, FunctionChoiceBehavior.Auto() ==");
 var chat = kernel.GetRequiredService<IChatCompletionService>();
 var settings = new PromptExecutionSettings { FunctionChoiceBehavior = FunctionChoiceBehavior.Auto() };
-foreach (var question in questions)
+for (int i = 0; i < questions.Length; i++)
 {
-    Console.Write($"Q: {question}\nA: ");
-    await foreach (var chunk in chat.GetStreamingChatMessageContentsAsync(new ChatHistory([new(AuthorRole.User, question)]), settings, kernel))
+    Console.Write($"Q: {questions[i]}\nA: ");
+    var answer = "";
+    await foreach (var chunk in chat.GetStreamingChatMessageContentsAsync(new ChatHistory([new(AuthorRole.User, questions[i])]), settings, kernel))
+    {
         Console.Write(chunk.Content);
-    Console.WriteLine("\n");
+        answer += chunk.Content;
+    }
+    Console.WriteLine(Check("Semantic Kernel (jacobi)", i, answer) + "\n");
 }
 
 Console.WriteLine("== Agent Framework, ChatClientAgent (Jacobi decoding) ==");
 var jacobiAnswers = new List<string>();
-foreach (var question in questions)
+for (int i = 0; i < questions.Length; i++)
 {
-    Console.Write($"Q: {question}\nA: ");
+    Console.Write($"Q: {questions[i]}\nA: ");
     var answer = "";
-    await foreach (var update in agent.RunStreamingAsync(question))
+    await foreach (var update in agent.RunStreamingAsync(questions[i]))
     {
         Console.Write(update.Text);
         answer += update.Text;
     }
 
     jacobiAnswers.Add(answer);
-    Console.WriteLine("\n");
+    Console.WriteLine(Check("agent, jacobi", i, answer) + "\n");
 }
 
 // The same questions, autoregressively (one token per forward pass) and with lookahead (Jacobi plus an n-gram
@@ -93,10 +99,14 @@ foreach (var decoder in new[] { "ar", "lookahead" })
     for (int i = 0; i < questions.Length; i++)
     {
         var answer = (await agent.RunAsync(questions[i], options: run)).Text;
-        Console.WriteLine($"Q: {questions[i]}\nA: {answer}{(answer == jacobiAnswers[i] ? "   (same as Jacobi)" : "   (differs from Jacobi)")}");
+        Console.WriteLine($"Q: {questions[i]}\nA: {answer}{(answer == jacobiAnswers[i] ? "   (same as Jacobi)" : "   (differs from Jacobi)")}" +
+                          Check($"agent, {decoder}", i, answer));
     }
     Console.WriteLine();
 }
+
+Console.WriteLine("Answered as trained:");
+foreach (var (run, count) in correct) Console.WriteLine($"  {run,-26} {count}/{questions.Length}");
 
 Console.WriteLine($"\nModel calls of the agent runs, {questions.Length} questions each:");
 Console.WriteLine($"{"decoder",-10} {"tokens",7} {"passes",7} {"tok/pass",9} {"tok/s",8}");

@@ -42,10 +42,15 @@ static class TrainCommand
         var dtype = CliOptions.DType();
         var threads = CliOptions.Threads();
         var metrics = new Option<string?>("--metrics") { Description = "Append one JSON line per step to this file." };
+        var compute = new Option<string?>("--compute")
+        {
+            Description = "Mixed precision: run forward and backward in this dtype (bfloat16 or float16) on a copy of the model, " +
+                          "keeping the --dtype master weights (float32) for the optimiser. Default: compute in --dtype.",
+        };
         var command = new Command("train", "Pre-train a model (ar) or turn it into a CLLM (consistency).")
         {
             objective, output, data, preset, tokenizer, from, trajectories, loss, arWeight, steps, batch, accumulation, lr,
-            weightDecay, warmup, clip, maxLength, checkpointEvery, seed, dtype, threads, metrics,
+            weightDecay, warmup, clip, maxLength, checkpointEvery, seed, dtype, threads, metrics, compute,
         };
         command.SetAction(parse => CliOptions.Guard(() =>
         {
@@ -64,7 +69,7 @@ static class TrainCommand
 
             Transformer model;
             string tokenizerSource;
-            Func<int, int, MicroBatchLoss> objectiveFn;
+            Func<Transformer, Func<int, int, MicroBatchLoss>> objectiveFn; // built on the model that runs forward and backward
             switch (parse.GetValue(objective))
             {
                 case "ar":
@@ -94,7 +99,7 @@ static class TrainCommand
                         .ToList();
                     Console.Error.WriteLine($"{sequences.Count} sequences, {sequences.Sum(s => (long)s.Length)} tokens, " +
                                             $"model {model.Config.ParameterCount / 1e6:F2}M parameters");
-                    objectiveFn = Objectives.Autoregressive(model, sequences, batchSize, options.Seed);
+                    objectiveFn = trainee => Objectives.Autoregressive(trainee, sequences, batchSize, options.Seed);
                     break;
                 }
                 case "consistency":
@@ -111,13 +116,17 @@ static class TrainCommand
                     };
                     var data2 = TrajectoryCollector.Read(path).ToList();
                     Console.Error.WriteLine($"{data2.Count} trajectories, {data2.Sum(x => x.States.Length)} states");
-                    objectiveFn = Objectives.Consistency(model, data2, kind, parse.GetValue(arWeight), options.Seed, batchSize);
+                    var weight = parse.GetValue(arWeight);
+                    objectiveFn = trainee => Objectives.Consistency(trainee, data2, kind, weight, options.Seed, batchSize);
                     break;
                 }
                 default:
                     throw new ArgumentException($"Unknown --objective '{parse.GetValue(objective)}'; use ar or consistency.");
             }
 
+            var computeType = parse.GetValue(compute) is { } c ? CllmEngine.ToScalarType(CliOptions.ParseDType(c)) : (TorchSharp.torch.ScalarType?)null;
+            if (computeType == scalar) computeType = null;
+            using var computeModel = computeType is { } ct ? new Transformer(model.Config, ct) : null;
             using (model)
             {
                 Directory.CreateDirectory(outDir);
@@ -144,7 +153,11 @@ static class TrainCommand
                     settings["loss"] = parse.GetValue(loss)!;
                     settings["ar-weight"] = parse.GetValue(arWeight).ToString("R", System.Globalization.CultureInfo.InvariantCulture);
                 }
-                var resumed = new Trainer(model, options, outDir) { RunSettings = settings }.Run(objectiveFn, p => Report(p, metricsPath));
+                settings["compute"] = computeModel?.DType.ToString() ?? scalar.ToString();
+                if (computeModel is not null)
+                    Console.Error.WriteLine($"mixed precision: forward and backward in {computeModel.DType}, master weights in {model.DType}");
+                var resumed = new Trainer(model, options, outDir, computeModel) { RunSettings = settings }
+                    .Run(objectiveFn(computeModel ?? model), p => Report(p, metricsPath));
                 Console.Error.WriteLine();
                 Console.WriteLine($"Trained {options.Steps - resumed} steps (resumed at {resumed}); model written to {outDir}");
             }

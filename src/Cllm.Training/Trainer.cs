@@ -62,13 +62,21 @@ public sealed record MicroBatchLoss(Tensor Loss, long Tokens, IReadOnlyDictionar
 /// killed run resumes and takes exactly the steps it would have taken. Objectives supply the loss of
 /// micro-batch (step, index), which must depend only on those two numbers (no hidden RNG state).
 /// </summary>
-public sealed class Trainer(Transformer model, TrainOptions options, string outputDirectory)
+/// <remarks>
+/// Mixed precision: with a <paramref name="computeModel"/> (the same shape in another dtype, e.g. bfloat16) the
+/// objectives run forward and backward on it, while <paramref name="model"/> keeps the float32 master weights the
+/// optimiser updates. TorchSharp has no autocast, so each step copies the master weights into the compute model
+/// and its gradients back (as float32) before clipping and the update; checkpoints and the saved model are the
+/// master's. The objectives must then be built on the compute model.
+/// </remarks>
+public sealed class Trainer(Transformer model, TrainOptions options, string outputDirectory, Transformer? computeModel = null)
 {
     const string CheckpointFolder = "checkpoint";
     const string OptimizerFile = "optimizer.bin";
     const string StateFile = "trainer.json";
 
     readonly TrainOptions _options = options.Validate();
+    readonly Transformer? _compute = CheckComputeModel(model, computeModel);
 
     /// <summary>
     /// What else decides the run's result besides <see cref="TrainOptions"/> (objective, batch size, data, preset,
@@ -86,6 +94,8 @@ public sealed class Trainer(Transformer model, TrainOptions options, string outp
         model.train();
         using var optimizer = CreateOptimizer();
         var start = Resume(optimizer);
+        _compute?.train();
+        CopyMasterToCompute();
         var clock = Stopwatch.StartNew();
         long tokens = 0;
         for (var step = start; step < _options.Steps; step++)
@@ -94,6 +104,7 @@ public sealed class Trainer(Transformer model, TrainOptions options, string outp
             var lr = _options.LearningRateAt(step);
             foreach (var group in optimizer.ParamGroups) group.LearningRate = lr;
             optimizer.zero_grad();
+            _compute?.zero_grad();
             double loss = 0;
             var parts = new Dictionary<string, double>();
             for (var micro = 0; micro < _options.GradientAccumulation; micro++)
@@ -106,10 +117,12 @@ public sealed class Trainer(Transformer model, TrainOptions options, string outp
                 foreach (var (name, value) in result.Parts ?? new Dictionary<string, double>())
                     parts[name] = parts.GetValueOrDefault(name) + value / _options.GradientAccumulation;
             }
+            CopyComputeGradientsToMaster();
             double gradNorm;
             using (var scope = NewDisposeScope())
                 gradNorm = nn.utils.clip_grad_norm_(model.parameters(), _options.ClipNorm);
             optimizer.step();
+            CopyMasterToCompute();
 
             var done = step + 1;
             if (done % _options.CheckpointEvery == 0 && done < _options.Steps) SaveCheckpoint(optimizer, done);
@@ -120,6 +133,36 @@ public sealed class Trainer(Transformer model, TrainOptions options, string outp
         model.eval();
         ModelFiles.Save(model, outputDirectory);
         return start;
+    }
+
+    static Transformer? CheckComputeModel(Transformer master, Transformer? compute)
+    {
+        if (compute is null) return null;
+        var shapes = master.parameters().Select(p => string.Join('x', p.shape)).ToList();
+        if (!shapes.SequenceEqual(compute.parameters().Select(p => string.Join('x', p.shape))))
+            throw new ArgumentException("The compute model must have the master model's shape (the same config in another dtype).", "computeModel");
+        return compute;
+    }
+
+    void CopyMasterToCompute()
+    {
+        if (_compute is null) return;
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        foreach (var (master, compute) in model.parameters().Zip(_compute.parameters())) compute.copy_(master);
+    }
+
+    /// <summary>The compute model's gradients become the master's, in float32.</summary>
+    void CopyComputeGradientsToMaster()
+    {
+        if (_compute is null) return;
+        using var scope = NewDisposeScope();
+        // A gradient cannot be assigned here, but backward through sum(master * g) leaves exactly g (after zero_grad).
+        var terms = model.parameters().Zip(_compute.parameters())
+            .Where(p => p.Second.grad is not null)
+            .Select(p => (p.First * p.Second.grad!.detach().to(p.First.dtype)).sum())
+            .ToList();
+        if (terms.Count > 0) stack(terms).sum().backward();
     }
 
     AdamW CreateOptimizer()

@@ -107,6 +107,47 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public void DataWritesTheEvaluationSplitsAndEvalReportsEachOne()
+    {
+        var data = Path.Combine(_folder, "data");
+        var (code, _, err) = Cllm("data", "--out", data, "--train", "40", "--held-out", "3", "--language", "rich");
+        Assert.True(code == 0, err);
+        foreach (var split in new[] { "test", "heldout-values", "heldout-phrasings", "heldout" })
+            Assert.Equal(3, File.ReadLines(Path.Combine(data, split + "-prompts.jsonl")).Count());
+        Assert.Equal(40, File.ReadLines(Path.Combine(data, "train-prompts.jsonl")).Count());
+
+        var model = Path.Combine(_folder, "model");
+        (code, _, err) = Cllm("init", "--preset", "tiny", "--out", model, "--seed", "3");
+        Assert.True(code == 0, err);
+        (code, var output, err) = Cllm("eval", "--model", model, "--data", data, "--limit", "2", "--max-tokens", "6", "--decoders", "ar,jacobi", "--json");
+        Assert.True(code == 0, err);
+        using var json = JsonDocument.Parse(output);
+        var splits = json.RootElement.GetProperty("splits").EnumerateArray().ToArray();
+        Assert.Equal(["test", "heldout-values", "heldout-phrasings"], splits.Select(s => s.GetProperty("split").GetString()));
+        foreach (var split in splits)
+        {
+            Assert.Equal(2, split.GetProperty("prompts").GetInt32());
+            var rows = split.GetProperty("decoders").EnumerateArray().ToArray();
+            Assert.Equal(["ar", "jacobi"], rows.Select(r => r.GetProperty("decoder").GetString()));
+            Assert.Equal(100, rows[1].GetProperty("same_as_ar_percent").GetDouble());
+            Assert.Equal(12, rows[0].GetProperty("tokens").GetInt32());
+            Assert.True(rows[1].GetProperty("fast_forwarded_tokens").GetInt32() >= 0 && rows[1].GetProperty("stationary_tokens").GetInt32() >= 0);
+        }
+
+        // One split by name; bad choices name the option and the fix.
+        (code, output, err) = Cllm("eval", "--model", model, "--data", data, "--split", "heldout", "--limit", "1", "--max-tokens", "4", "--json");
+        Assert.True(code == 0, err);
+        using (var one = JsonDocument.Parse(output))
+            Assert.Equal("heldout", one.RootElement.GetProperty("splits")[0].GetProperty("split").GetString());
+        (code, _, err) = Cllm("eval", "--model", model, "--data", data, "--split", "dev");
+        Assert.Equal(1, code);
+        Assert.Contains("--split 'dev'", err);
+        (code, _, err) = Cllm("eval", "--model", model);
+        Assert.Equal(1, code);
+        Assert.Contains("--prompts", err);
+    }
+
+    [Fact]
     public void BadInputIsOneLineOnStderrAndExitCodeOne()
     {
         var (code, _, err) = Cllm("generate", "--model", Path.Combine(_folder, "missing"), "--prompt", "hi");

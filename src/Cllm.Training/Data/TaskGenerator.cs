@@ -4,7 +4,18 @@ using System.Text.Json;
 
 namespace Cllm.Training.Data;
 
-public enum Split { Train, HeldOut }
+/// <summary>
+/// Which values and phrasings a generated task may use. <see cref="Train"/> and <see cref="Test"/> draw the training
+/// values and phrasings (the test split is new instances of the training distribution, the paper's setting);
+/// <see cref="HeldOutValues"/> draws held-out names and numbers (all copyable from the question; months and statuses
+/// stay the training ones, since an unseen month name cannot be mapped to its number); <see cref="HeldOutPhrasings"/>
+/// draws the reserved phrasings with training values; <see cref="HeldOut"/> draws both held out, months included.
+/// </summary>
+public enum Split { Train, HeldOut, Test, HeldOutValues, HeldOutPhrasings }
+
+/// <summary>How questions are worded: <see cref="Basic"/> is the 2-3 fixed phrasings per template of the first default
+/// model's corpus (unchanged); <see cref="Rich"/> composes more (see <see cref="TaskGenerator"/>).</summary>
+public enum Language { Basic, Rich }
 
 /// <summary>
 /// One generated task. <see cref="Answer"/> is the gold answer for exact-match evaluation of the first
@@ -26,8 +37,17 @@ public sealed record Conversation(string Domain, IReadOnlyList<ChatTurn> Turns, 
 /// <item>Phrasings. Each template (SQL form, tool question, math problem) has 2-4 phrasings; the one at
 /// index (template number % phrasing count) is used only by held-out tasks, the others only by training.</item>
 /// </list>
-/// A held-out task is thus a (template, phrasing) combination and slot values training never shows.
-/// Generation depends only on (seed, pseudo-slot rate, split, mix, count), never on earlier calls.
+/// A held-out task is thus a (template, phrasing) combination and slot values training never shows. The other
+/// evaluation splits (see <see cref="Split"/>) hold out only one of the two.
+/// Generation depends only on (seed, pseudo-slot rate, language, split, mix, count), never on earlier calls.
+/// <para>
+/// <see cref="Language.Rich"/> words questions compositionally, on top of the same templates and the same reserved
+/// phrasing: more base phrasings (other word orders), synonyms, a lead-in ("Quick question: "), a polite tail
+/// ("Thanks."), "Please ..." or "Could you ...?" before an imperative, a lower-case start, a missing final mark and
+/// a typo in a word that is not a slot value (values stay exact: they are copied into the answer). Every fifth
+/// lead-in and tail is reserved for held-out phrasings like the reserved base phrasing. <see cref="Language.Basic"/>
+/// draws nothing for any of this, so it gives exactly the corpus of a generator without the option.
+/// </para>
 /// <para>
 /// With a <c>pseudoSlotRate</c> above zero, that share of the city, customer, product, person and item values of
 /// training sql and math tasks are made-up words (see <see cref="PseudoWord"/>): a model cannot memorise those, so
@@ -40,13 +60,17 @@ public sealed class TaskGenerator
 {
     private readonly int _seed;
     private readonly double _pseudoSlotRate;
+    private readonly Language _language;
 
-    public TaskGenerator(int seed, double pseudoSlotRate = 0)
+    public TaskGenerator(int seed, double pseudoSlotRate = 0, Language language = Language.Basic)
     {
         if (!(pseudoSlotRate is >= 0 and <= 1))
             throw new ArgumentOutOfRangeException(nameof(pseudoSlotRate), pseudoSlotRate, "The pseudo-slot rate is a share between 0 and 1.");
+        if (!Enum.IsDefined(language))
+            throw new ArgumentOutOfRangeException(nameof(language), language, "The language is Basic or Rich.");
         _seed = seed;
         _pseudoSlotRate = pseudoSlotRate;
+        _language = language;
     }
 
     public static IReadOnlyList<string> Domains { get; } = ["sql", "tool", "math"];
@@ -153,14 +177,16 @@ public sealed class TaskGenerator
 
     private IEnumerable<Conversation> GenerateCore(int count, Split split, double[] weights)
     {
-        var rng = new Random(unchecked(_seed * 2 + (int)split));
+        // Train and HeldOut keep the first corpus's streams; the later splits get streams of their own.
+        var rng = new Random(split is Split.Train or Split.HeldOut ? unchecked(_seed * 2 + (int)split) : unchecked(_seed * 1_000_003 + (int)split * 7_919));
         var vocab = SlotVocabularies;
+        var wording = _language == Language.Rich ? new QuestionWording(rng) : null;
         for (int i = 0; i < count; i++)
         {
             double r = rng.NextDouble() * weights.Sum();
             int domain = 0;
             while (domain < weights.Length - 1 && (r -= weights[domain]) >= 0) domain++;
-            var draw = new Draw(rng, split, vocab, _pseudoSlotRate);
+            var draw = new Draw(rng, split, vocab, _pseudoSlotRate, wording);
             yield return Domains[domain] switch
             {
                 "sql" => Sql(draw),
@@ -294,13 +320,19 @@ public sealed class TaskGenerator
     private static ToolCall Call(ToolDefinition tool, object value) => new(tool.Name, new Dictionary<string, object?> { [tool.Parameters[0].Name] = value });
 
     /// <summary>Draws for one task, honouring the split's half of every slot list and phrasing list.</summary>
-    private sealed class Draw(Random rng, Split split, IReadOnlyDictionary<string, IReadOnlyList<string>> vocab, double pseudoSlotRate)
+    private sealed class Draw(Random rng, Split split, IReadOnlyDictionary<string, IReadOnlyList<string>> vocab, double pseudoSlotRate,
+        QuestionWording? wording)
     {
+        private readonly bool _heldOutValues = split is Split.HeldOut or Split.HeldOutValues;
+
         public Random Rng => rng;
 
-        public T Pick<T>(IReadOnlyList<T> values, bool partitioned = true)
+        public T Pick<T>(IReadOnlyList<T> values, bool partitioned = true) => PickFrom(values, partitioned ? _heldOutValues : null);
+
+        /// <summary>A value from the held-out part (true), the training part (false) or the whole list (null).</summary>
+        private T PickFrom<T>(IReadOnlyList<T> values, bool? heldOut)
         {
-            var part = partitioned ? values.Where((_, i) => IsHeldOutIndex(i) == (split == Split.HeldOut)).ToList() : values;
+            var part = heldOut is { } h ? values.Where((_, i) => IsHeldOutIndex(i) == h).ToList() : values;
             return part[rng.Next(part.Count)];
         }
 
@@ -325,7 +357,9 @@ public sealed class TaskGenerator
         public string Phrasing(int template, string[] phrasings)
         {
             int reserved = template % phrasings.Length;
-            if (split == Split.HeldOut) return phrasings[reserved];
+            bool heldOut = split is Split.HeldOut or Split.HeldOutPhrasings;
+            if (wording is not null) return wording.Compose(template, phrasings, reserved, heldOut);
+            if (heldOut) return phrasings[reserved];
             int k = rng.Next(phrasings.Length - 1);
             return phrasings[k >= reserved ? k + 1 : k];
         }
@@ -333,7 +367,8 @@ public sealed class TaskGenerator
         /// <summary>A value for every slot a SQL form or question may name (unused ones cost nothing).</summary>
         public Dictionary<string, string> SqlSlots(bool allowPseudo)
         {
-            int month = Pick(Enumerable.Range(0, 12).ToList());
+            // Month names are not copyable ("May" gives '05'): only the mixed held-out split holds them out.
+            int month = PickFrom(Enumerable.Range(0, 12).ToList(), split == Split.HeldOut);
             return new Dictionary<string, string>
             {
                 ["city"] = Slot("city", allowPseudo),

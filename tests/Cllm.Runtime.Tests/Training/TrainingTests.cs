@@ -75,6 +75,45 @@ public sealed class TrainingTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void MixedPrecisionTrainsTheFloat32MasterLikeFloat32Training()
+    {
+        // The same 60 steps in float32 and with bfloat16 forward/backward on a copy: both learn the toy corpus alike, and the
+        // mixed run's saved model is its float32 master (the bf16 copy only computes).
+        var corpus = ToyCorpus(400, 1);
+        List<double> Train(bool mixed, out Tensor firstWeight)
+        {
+            using var folder = new TempFolder();
+            using var model = MicroModel(1);
+            using var compute = mixed ? new Transformer(model.Config, ScalarType.BFloat16) : null;
+            var losses = new List<double>();
+            new Trainer(model, Options(60), folder.Path, compute)
+                .Run(Objectives.Autoregressive(compute ?? model, corpus, 8, seed: 1), p => losses.Add(p.Loss));
+            Assert.Equal(ScalarType.Float32, model.DType);
+            using var saved = Cllm.Checkpoints.ModelFiles.Load(folder.Path);
+            firstWeight = saved.parameters().First().detach().clone();
+            Assert.Equal(ScalarType.Float32, firstWeight.dtype);
+            Assert.True(model.parameters().First().allclose(firstWeight), "the saved model is the master's weights");
+            if (compute is not null)
+                Assert.True(compute.parameters().First().to(ScalarType.Float32).allclose(firstWeight, rtol: 1e-2, atol: 1e-2),
+                    "the compute copy holds the master's weights, rounded to bf16");
+            return losses;
+        }
+
+        var f32 = Train(mixed: false, out var w32);
+        var bf16 = Train(mixed: true, out var w16);
+        output.WriteLine($"loss f32 {f32[0]:F3} -> {f32.Skip(50).Average():F3}, bf16 mixed {bf16[0]:F3} -> {bf16.Skip(50).Average():F3}");
+        Assert.Equal(f32[0], bf16[0], 1); // the same first batch and weights, only rounding differs
+        Assert.True(bf16.Skip(50).Average() < 0.6 * bf16.Take(5).Average(), "mixed precision learns");
+        Assert.True(Math.Abs(bf16.Skip(50).Average() - f32.Skip(50).Average()) < 0.15 * f32.Skip(50).Average(), "and about as well as f32");
+        Assert.False(w32.allclose(w16, rtol: 0, atol: 0), "the runs differ by bf16 rounding");
+
+        using var folder = new TempFolder();
+        using var master = MicroModel(1);
+        using var otherShape = MicroModel(1, hidden: 32);
+        Assert.Throws<ArgumentException>(() => new Trainer(master, Options(1), folder.Path, otherShape));
+    }
+
+    [Fact]
     public void ResumedRunTakesTheSameNextStepAsAnUninterruptedOne()
     {
         var corpus = ToyCorpus(100, 2);

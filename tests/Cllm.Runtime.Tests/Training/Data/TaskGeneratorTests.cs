@@ -112,20 +112,118 @@ public sealed class TaskGeneratorTests(ITestOutputHelper output)
                 Assert.DoesNotMatch($@"\b{Regex.Escape(values[i])}\b", trainText);
     }
 
-    [Fact]
-    public void HeldOutPhrasingsNeverOccurInTraining()
+    // A question's skeleton: its text with every slot value and number replaced by a placeholder.
+    static HashSet<string> Skeletons(TaskGenerator gen, Split split, int count = 3000)
     {
-        // A question's skeleton: its text with every slot value and number replaced by a placeholder.
-        var gen = new TaskGenerator(5);
         var values = gen.SlotVocabularies.Values.SelectMany(v => v).Concat(StoreDatabase.Statuses).OrderByDescending(v => v.Length).Select(Regex.Escape);
         var slot = new Regex($@"\b({string.Join("|", values)})\b|\d+");
-        HashSet<string> Skeletons(Split split) => gen.Generate(3000, split).Select(c => c.Domain + ":" + slot.Replace(c.Turns.First(t => t.Role == "user").Content, "#")).ToHashSet();
-        var train = Skeletons(Split.Train);
-        var heldOut = Skeletons(Split.HeldOut);
-        Assert.Empty(train.Intersect(heldOut));
-        Assert.True(heldOut.Count >= 25, $"{heldOut.Count} held-out skeletons");
-        Assert.True(train.Count > heldOut.Count, $"{train.Count} train vs {heldOut.Count} held-out skeletons");
-        output.WriteLine($"question skeletons: train {train.Count}, held-out {heldOut.Count}");
+        return gen.Generate(count, split).Select(c => c.Domain + ":" + slot.Replace(Question(c), "#")).ToHashSet();
+    }
+
+    static string Question(Conversation c) => c.Turns.First(t => t.Role == "user").Content;
+
+    [Theory]
+    [InlineData(Language.Basic)]
+    [InlineData(Language.Rich)]
+    public void HeldOutPhrasingsNeverOccurInTraining(Language language)
+    {
+        var gen = new TaskGenerator(5, language: language);
+        var train = Skeletons(gen, Split.Train, language == Language.Rich ? 6000 : 3000);
+        foreach (var split in new[] { Split.HeldOut, Split.HeldOutPhrasings })
+        {
+            var heldOut = Skeletons(gen, split);
+            Assert.Empty(train.Intersect(heldOut));
+            Assert.True(heldOut.Count >= 25, $"{heldOut.Count} held-out skeletons");
+            output.WriteLine($"{language}: question skeletons: train {train.Count}, {split} {heldOut.Count}");
+        }
+
+        Assert.True(train.Count > 40, $"{train.Count} train skeletons");
+        if (language == Language.Basic)
+        {
+            // Basic wording: the test and held-out-values splits ask in exactly the training phrasings.
+            Assert.Subset(train, Skeletons(gen, Split.Test));
+            Assert.Subset(train, Skeletons(gen, Split.HeldOutValues));
+        }
+    }
+
+    [Theory]
+    [InlineData(Language.Basic)]
+    [InlineData(Language.Rich)]
+    public void EachEvaluationSplitHoldsOutItsOwnPartOfTheValues(Language language)
+    {
+        // Per split: are names (and numbers) held-out values, and are months? null = the rule is not about it.
+        var gen = new TaskGenerator(13, language: language);
+        var names = new[] { "city", "category", "customer", "product", "person", "item" };
+        foreach (var (split, heldOutNames, heldOutMonths) in new (Split, bool, bool)[]
+                 {
+                     (Split.Test, false, false), (Split.HeldOutValues, true, false), (Split.HeldOutPhrasings, false, false), (Split.HeldOut, true, true),
+                 })
+        {
+            var tasks = gen.Generate(1200, split).ToList();
+            string text = string.Join("\n", tasks.Select(Text));
+            foreach (var (slot, values) in gen.SlotVocabularies)
+            {
+                bool heldOut = slot == "month_name" ? heldOutMonths : heldOutNames;
+                Assert.True(names.Contains(slot) || slot == "month_name", slot);
+                int usedValues = 0;
+                for (int i = 0; i < values.Count; i++)
+                {
+                    bool used = Regex.IsMatch(text, $@"\b{Regex.Escape(values[i])}\b");
+                    if (TaskGenerator.IsHeldOutIndex(i) != heldOut)
+                        Assert.False(used, $"{split}: {slot} '{values[i]}' is a {(heldOut ? "training" : "held-out")} value");
+                    else if (used) usedValues++;
+                }
+                Assert.True(usedValues > 0, $"{split}: no {slot} value is used");
+            }
+
+            var ids = tasks.Where(c => c.Turns.Count > 1 && c.Turns[1].ToolCall?.Name == "get_order_status")
+                .Select(c => Convert.ToInt32(c.Turns[1].ToolCall!.Arguments["order_id"])).ToList();
+            Assert.True(ids.Count > 50);
+            Assert.All(ids, id => Assert.Equal(heldOutNames, TaskGenerator.IsHeldOutIndex(id - 1)));
+        }
+
+        // The test split is new draws, not the training set again.
+        Assert.NotEqual(gen.Generate(300, Split.Train).Select(Text), gen.Generate(300, Split.Test).Select(Text));
+    }
+
+    [Fact]
+    public void RichLanguageComposesManyMorePhrasingsAndLeavesValuesCopyable()
+    {
+        var basic = Skeletons(new TaskGenerator(17), Split.Train, 4000);
+        var richGen = new TaskGenerator(17, language: Language.Rich);
+        var rich = Skeletons(richGen, Split.Train, 4000);
+        output.WriteLine($"question skeletons in 4,000 training tasks: basic {basic.Count}, rich {rich.Count}");
+        Assert.True(rich.Count > 10 * basic.Count, $"rich {rich.Count} vs basic {basic.Count}");
+
+        var train = richGen.Generate(4000, Split.Train).ToList();
+        // Values are never touched by synonyms or typos: every quoted SQL value is in the question, as written.
+        foreach (var c in train.Where(c => c.Domain == "sql"))
+            foreach (Match m in Regex.Matches(c.Answer, @"'([^'%]+)'"))
+                Assert.Contains(m.Groups[1].Value, Question(c));
+        foreach (var c in train.Where(c => c.Domain == "math"))
+            Assert.Contains(Regex.Match(c.Turns[1].Content, @"^(\d+)").Value, Question(c));
+
+        // Each kind of variation occurs, and the reserved lead-ins and tails only in held-out phrasings.
+        var questions = train.Select(Question).ToList();
+        Assert.Contains(questions, q => q.StartsWith("Quick question: ", StringComparison.Ordinal));
+        Assert.Contains(questions, q => q.EndsWith(" Thanks.", StringComparison.Ordinal));
+        Assert.Contains(questions, q => q.StartsWith("Could you ", StringComparison.Ordinal) || q.StartsWith("Please ", StringComparison.Ordinal));
+        Assert.Contains(questions, q => q.Contains("clients", StringComparison.Ordinal));
+        Assert.Contains(questions, q => q.StartsWith("In ", StringComparison.Ordinal));
+        var heldOut = richGen.Generate(2000, Split.HeldOutPhrasings).Select(Question).ToList();
+        foreach (var reserved in QuestionWording.ReservedLeadIns)
+        {
+            Assert.DoesNotContain(questions, q => q.StartsWith(reserved, StringComparison.Ordinal));
+            Assert.Contains(heldOut, q => q.StartsWith(reserved, StringComparison.Ordinal));
+        }
+        foreach (var reserved in QuestionWording.ReservedTails)
+        {
+            Assert.DoesNotContain(questions, q => q.EndsWith(reserved, StringComparison.Ordinal));
+            Assert.Contains(heldOut, q => q.EndsWith(reserved, StringComparison.Ordinal));
+        }
+
+        // A basic generator draws nothing for wording: its corpus is the same whatever the rich one does.
+        Assert.Equal(new TaskGenerator(17).Generate(200, Split.Train).Select(Text), new TaskGenerator(17, 0, Language.Basic).Generate(200, Split.Train).Select(Text));
     }
 
     [Fact]
