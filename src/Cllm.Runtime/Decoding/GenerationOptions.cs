@@ -1,3 +1,5 @@
+using Cllm.Constraints;
+
 namespace Cllm.Decoding;
 
 public enum DecoderKind
@@ -46,6 +48,13 @@ public sealed record GenerationOptions
     public long? Seed { get; init; }
     /// <summary>Token ids that end generation (included in the output). Null means the model's EOS ids.</summary>
     public IReadOnlyCollection<int>? StopTokenIds { get; init; }
+    /// <summary>
+    /// Guaranteed structure: only tokens that keep the output a prefix of the constraint's grammar are chosen
+    /// (JSON, a JSON schema, a tool call; see <see cref="TokenConstraint"/>), the stop ids only once it is
+    /// complete, and the generation ends by itself when nothing more may follow. Every decoder applies it, and
+    /// Jacobi and lookahead still give constrained autoregressive decoding's very tokens. Null: unconstrained.
+    /// </summary>
+    public TokenConstraint? Constraint { get; init; }
 
     public GenerationOptions Validate()
     {

@@ -21,7 +21,8 @@ public sealed class TextTokenizer
     // notion (BOS/EOS/UNK and the special tokens given to it) because its leading-space rule depends on it.
     private readonly HashSet<int> _skippable;
 
-    private TextTokenizer(Tokenizer inner, string kind, Dictionary<int, string> idToToken, int? bosId, IReadOnlyList<int> eosIds, bool addBos, HashSet<int> skippable)
+    private TextTokenizer(Tokenizer inner, string kind, Dictionary<int, string> idToToken, int? bosId, IReadOnlyList<int> eosIds, bool addBos, HashSet<int> skippable,
+        HashSet<int>? controlIds = null)
     {
         Inner = inner;
         Kind = kind;
@@ -33,6 +34,7 @@ public sealed class TextTokenizer
         }
 
         _skippable = skippable;
+        ControlIds = controlIds ?? skippable;
         BosId = bosId;
         EosIds = eosIds;
         AddBos = addBos && bosId is not null;
@@ -56,6 +58,10 @@ public sealed class TextTokenizer
 
     /// <summary>Whether <see cref="Encode"/> puts BOS in front (when asked for special tokens).</summary>
     public bool AddBos { get; }
+
+    /// <summary>Ids that are markers, not text (BOS, EOS, role markers: special added tokens); added tokens marked
+    /// non-special, such as a tool-call tag, are text. Constrained decoding never writes these inside the text.</summary>
+    internal IReadOnlySet<int> ControlIds { get; }
 
     /// <summary>For SentencePiece streaming: a plain letter piece and a piece starting with "▁".</summary>
     internal (int GuardId, int ProbeId)? StreamGuard { get; }
@@ -221,7 +227,10 @@ public sealed class TextTokenizer
         bool addBos = config.AddBosToken ?? true;
 
         var sp = CreateLlama(path, content, addBos, specials);
-        return new TextTokenizer(sp, SentencePieceKind, idToToken, bos, eos, addBos, []);
+        var control = new HashSet<int> { plain.UnknownId, plain.BeginningOfSentenceId, plain.EndOfSentenceId, bos };
+        control.UnionWith(eos);
+        control.UnionWith(config.AddedTokens.Where(a => a.Special).Select(a => a.Id));
+        return new TextTokenizer(sp, SentencePieceKind, idToToken, bos, eos, addBos, [], control);
     }
 
     private static SentencePieceTokenizer CreateLlama(string path, byte[] content, bool addBos, Dictionary<string, int>? specials)
