@@ -155,7 +155,7 @@ public sealed partial class TokenVocabulary
                 texts[id] = [Convert.ToByte(byteMatch.Groups[1].Value, 16)];
                 continue;
             }
-            if (tokenizer.Decode([id], skipSpecial: true).Length == 0)
+            if (tokenizer.Decode([id], skipSpecial: true).Length == 0 && tokenizer.Decode([id]).Length > 0)
             {
                 // An added token that is text, not a marker (a tool-call tag): its own content.
                 texts[id] = Encoding.UTF8.GetBytes(token);
