@@ -32,8 +32,9 @@ abstract class Frame
     /// <summary>Fewest bytes that finish this frame's value (not counting the frames below).</summary>
     public abstract int MinRemaining { get; }
 
-    /// <summary>True where any printable ASCII byte other than '"' and '\' leaves the state as it is (string
-    /// content): the token mask then accepts a whole subtree of such tokens without walking it.</summary>
+    /// <summary>True for string content at a character boundary: any whole UTF-8 characters other than '"', '\'
+    /// and control characters lead back to an equal state, so the token mask accepts a whole subtree of such
+    /// tokens without walking it.</summary>
     public virtual bool AbsorbsPlainText => false;
 }
 
@@ -143,6 +144,10 @@ sealed class ByteState
     }
 
     public bool AbsorbsPlainText => _parses.Length == 1 && _parses[0].Top.AbsorbsPlainText;
+
+    /// <summary>The last token mask computed from this state (see ConstraintCursor); replaced whole, so sharing a
+    /// state across threads is safe.</summary>
+    internal CachedMask? Mask { get; set; }
 
     static bool Completes(Stack parse)
     {

@@ -98,16 +98,33 @@ sealed class ConstraintCursor(TokenConstraint constraint, ByteState state, bool 
     /// </summary>
     public bool[] Allowed(int width, int budget, IReadOnlyCollection<int> stopIds)
     {
-        var allowed = new bool[Math.Max(width, constraint.Vocabulary.Size)];
-        var count = constraint.Vocabulary.Mark(state, Math.Max(budget, 0), atStart, allowed);
+        budget = Math.Max(budget, 0);
+        var (marks, count) = Marks(budget);
         var complete = state.IsComplete;
-        if (count == 0 && !complete) count = constraint.Vocabulary.Mark(state, int.MaxValue, atStart, allowed);
+        if (count == 0 && !complete) (marks, count) = Marks(int.MaxValue);
+        var allowed = new bool[width];
+        Array.Copy(marks, allowed, Math.Min(width, marks.Length));
         foreach (var id in stopIds)
-            if ((uint)id < (uint)allowed.Length) allowed[id] = complete;
+            if ((uint)id < (uint)width) allowed[id] = complete;
         if (count == 0 && !(complete && stopIds.Count > 0))
             throw new InvalidOperationException(
                 $"No token of the vocabulary continues the constrained text ({constraint}); the vocabulary cannot write what the grammar needs next.");
-        if (allowed.Length > width) Array.Resize(ref allowed, width);
         return allowed;
     }
+
+    /// <summary>The grammar's tokens from this state within <paramref name="budget"/>. The last mask is kept on the
+    /// state (inside a string the state stays the same object from token to token) and reused for any budget it
+    /// holds for: a mask the budget did not cut holds for every larger budget.</summary>
+    (bool[] Marks, int Count) Marks(int budget)
+    {
+        if (state.Mask is { } cached && cached.AtStart == atStart && (cached.Budget == budget || (!cached.Cut && budget >= cached.Budget)))
+            return (cached.Marks, cached.Count);
+        var marks = new bool[constraint.Vocabulary.Size];
+        var count = constraint.Vocabulary.Mark(state, budget, atStart, marks, out var cut);
+        state.Mask = new CachedMask(marks, count, budget, cut, atStart);
+        return (marks, count);
+    }
 }
+
+/// <summary>A token mask computed for a state: valid for <see cref="Budget"/>, and for larger ones when not <see cref="Cut"/>.</summary>
+sealed record CachedMask(bool[] Marks, int Count, int Budget, bool Cut, bool AtStart);

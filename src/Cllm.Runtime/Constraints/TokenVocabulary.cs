@@ -23,7 +23,7 @@ public sealed partial class TokenVocabulary
     // _endingHere[n] of them are tokens whose text ends at n.
     readonly int[] _firstEdge, _slotStart, _slotEnd, _endingHere, _edgeTarget, _slots;
     readonly byte[] _edgeByte;
-    readonly bool[] _plainBelow; // every byte below the node is printable ASCII other than '"' and '\'
+    readonly bool[] _textBelow; // every token below goes on with whole characters of plain string content
 
     /// <param name="texts">Per id, the bytes the token adds mid-text; null for markers (never text).</param>
     /// <param name="startTexts">Ids whose text differs as the first token of an output (SentencePiece drops the
@@ -96,14 +96,22 @@ public sealed partial class TokenVocabulary
         }
         _firstEdge[count] = e;
 
-        // Children are numbered after their parents, so one backward sweep sees every child first.
-        _plainBelow = new bool[count];
-        for (var n = count - 1; n >= 0; n--)
+        // A node is "text below" when every token under it goes on from there with whole UTF-8 characters that a
+        // JSON string holds as they are (no quote, backslash or control character): from string content at a
+        // character boundary, such a subtree is accepted whole, without walking it.
+        _textBelow = new bool[count];
+        Array.Fill(_textBelow, true);
+        foreach (var id in ids)
         {
-            var plain = true;
-            for (var k = _firstEdge[n]; k < _firstEdge[n + 1] && plain; k++)
-                plain = IsPlain(_edgeByte[k]) && _plainBelow[_edgeTarget[k]];
-            _plainBelow[n] = plain;
+            var text = _texts[id]!;
+            var valid = StringContentStarts(text);
+            var node = 0;
+            for (var depth = 0; ; depth++)
+            {
+                if (!valid[depth]) _textBelow[node] = false;
+                if (depth == text.Length) break;
+                node = Child(node, text[depth]);
+            }
         }
         TrieNodes = count;
     }
@@ -173,44 +181,104 @@ public sealed partial class TokenVocabulary
     [GeneratedRegex("^<0x([0-9A-Fa-f]{2})>$")]
     private static partial Regex BytePiece();
 
-    static bool IsPlain(byte b) => b is >= 0x20 and < 0x7F and not (byte)'"' and not (byte)'\\';
+    int Child(int node, byte b)
+    {
+        for (var e = _firstEdge[node]; e < _firstEdge[node + 1]; e++)
+            if (_edgeByte[e] == b) return _edgeTarget[e];
+        throw new InvalidOperationException("The trie lacks a token's byte.");
+    }
+
+    /// <summary>valid[d]: bytes d.. of <paramref name="text"/> are whole UTF-8 characters that a JSON string may hold
+    /// unescaped (not '"', '\' or a control character). Same rules as the string recogniser.</summary>
+    static bool[] StringContentStarts(byte[] text)
+    {
+        var valid = new bool[text.Length + 1];
+        valid[text.Length] = true;
+        for (var d = text.Length - 1; d >= 0; d--)
+        {
+            var b = text[d];
+            var (length, low, high) = b switch
+            {
+                < 0x20 or (byte)'"' or (byte)'\\' => (0, 0, 0),
+                < 0x80 => (1, 0, 0),
+                >= 0xC2 and <= 0xDF => (2, 0x80, 0xBF),
+                0xE0 => (3, 0xA0, 0xBF),
+                0xED => (3, 0x80, 0x9F),
+                >= 0xE1 and <= 0xEF => (3, 0x80, 0xBF),
+                0xF0 => (4, 0x90, 0xBF),
+                >= 0xF1 and <= 0xF3 => (4, 0x80, 0xBF),
+                0xF4 => (4, 0x80, 0x8F),
+                _ => (0, 0, 0),
+            };
+            var ok = length > 0 && d + length <= text.Length && valid[d + length];
+            for (var k = 1; ok && k < length; k++)
+                ok = text[d + k] >= (k == 1 ? low : 0x80) && text[d + k] <= (k == 1 ? high : 0xBF);
+            valid[d] = ok;
+        }
+        return valid;
+    }
 
     /// <summary>
     /// Marks in <paramref name="allowed"/> every token whose text the recogniser accepts from <paramref name="state"/>
-    /// and that leaves at most <paramref name="budget"/> bytes to complete the value. Returns how many.
+    /// and that leaves at most <paramref name="budget"/> bytes to complete the value. Returns how many;
+    /// <paramref name="budgetCut"/> tells whether the budget left out any token the grammar accepts.
     /// </summary>
-    internal int Mark(ByteState state, int budget, bool atStart, bool[] allowed)
+    internal int Mark(ByteState state, int budget, bool atStart, bool[] allowed, out bool budgetCut)
     {
-        var marked = Walk(0, state, budget, allowed);
-        if (!atStart || _startTexts.Count == 0) return marked;
-        // First token of an output: the ids whose text differs there are judged by their starting text.
-        foreach (var (id, text) in _startTexts)
+        var walk = new MaskWalk(this, budget, allowed);
+        walk.Walk(0, state);
+        if (atStart)
         {
-            if (allowed[id]) { allowed[id] = false; marked--; }
-            var after = text.Length == 0 ? null : state.Step(text);
-            if (after is not null && after.MinRemaining <= budget) { allowed[id] = true; marked++; }
+            // First token of an output: the ids whose text differs there are judged by their starting text.
+            foreach (var (id, text) in _startTexts)
+            {
+                if (allowed[id]) { allowed[id] = false; walk.Marked--; }
+                var after = text.Length == 0 ? null : state.Step(text);
+                if (after is null) continue;
+                if (after.MinRemaining <= budget) { allowed[id] = true; walk.Marked++; }
+                else walk.BudgetCut = true;
+            }
         }
-        return marked;
+        budgetCut = walk.BudgetCut;
+        return walk.Marked;
     }
 
-    int Walk(int node, ByteState state, int budget, bool[] allowed)
+    internal int Mark(ByteState state, int budget, bool atStart, bool[] allowed) => Mark(state, budget, atStart, allowed, out _);
+
+    /// <summary>One mask's walk of the trie (a class, so the recursion shares its counters).</summary>
+    sealed class MaskWalk(TokenVocabulary vocabulary, int budget, bool[] allowed)
     {
-        var marked = 0;
-        var withinBudget = state.MinRemaining <= budget;
-        if (node != 0 && withinBudget)
-            for (var s = _slotStart[node]; s < _slotStart[node] + _endingHere[node]; s++) { allowed[_slots[s]] = true; marked++; }
-        if (state.AbsorbsPlainText && _plainBelow[node])
+        public int Marked;
+        public bool BudgetCut;
+
+        public void Walk(int node, ByteState state)
         {
-            // Every token below leaves the state as it is.
-            if (!withinBudget) return marked;
-            for (var s = _slotStart[node] + _endingHere[node]; s < _slotEnd[node]; s++) allowed[_slots[s]] = true;
-            return marked + _slotEnd[node] - _slotStart[node] - _endingHere[node];
+            var v = vocabulary;
+            var withinBudget = state.MinRemaining <= budget;
+            int first = v._slotStart[node], ending = node == 0 ? 0 : v._endingHere[node], end = v._slotEnd[node];
+            if (ending > 0)
+            {
+                if (withinBudget) Allow(first, first + ending);
+                else BudgetCut = true;
+            }
+            if (state.AbsorbsPlainText && v._textBelow[node])
+            {
+                // Every token below leaves the state as it is.
+                if (withinBudget) Allow(first + ending, end);
+                else if (end > first + ending) BudgetCut = true;
+                return;
+            }
+            for (var e = v._firstEdge[node]; e < v._firstEdge[node + 1]; e++)
+            {
+                var next = state.Step(v._edgeByte[e]);
+                if (next is not null) Walk(v._edgeTarget[e], next);
+            }
         }
-        for (var e = _firstEdge[node]; e < _firstEdge[node + 1]; e++)
+
+        void Allow(int from, int to)
         {
-            var next = state.Step(_edgeByte[e]);
-            if (next is not null) marked += Walk(_edgeTarget[e], next, budget, allowed);
+            for (var s = from; s < to; s++) allowed[vocabulary._slots[s]] = true;
+            Marked += to - from;
         }
-        return marked;
     }
 }
