@@ -75,6 +75,7 @@ public sealed class TokenConstraint
 sealed class ConstraintCursor(TokenConstraint constraint, ByteState state, bool atStart)
 {
     public TokenConstraint Constraint => constraint;
+    public ByteState State => state;
     public bool IsComplete => state.IsComplete;
 
     /// <summary>Complete, and no byte may follow: the generation is over.</summary>
@@ -114,17 +115,20 @@ sealed class ConstraintCursor(TokenConstraint constraint, ByteState state, bool 
 
     /// <summary>The grammar's tokens from this state within <paramref name="budget"/>. The last mask is kept on the
     /// state (inside a string the state stays the same object from token to token) and reused for any budget it
-    /// holds for: a mask the budget did not cut holds for every larger budget.</summary>
+    /// holds for: a mask the budget did not cut holds for every budget that covers its neediest token.</summary>
     (bool[] Marks, int Count) Marks(int budget)
     {
-        if (state.Mask is { } cached && cached.AtStart == atStart && (cached.Budget == budget || (!cached.Cut && budget >= cached.Budget)))
-            return (cached.Marks, cached.Count);
+        if (state.Mask is { } cached && cached.AtStart == atStart && cached.HoldsFor(budget)) return (cached.Marks, cached.Count);
         var marks = new bool[constraint.Vocabulary.Size];
-        var count = constraint.Vocabulary.Mark(state, budget, atStart, marks, out var cut);
-        state.Mask = new CachedMask(marks, count, budget, cut, atStart);
+        var count = constraint.Vocabulary.Mark(state, budget, atStart, marks, out var cut, out var need);
+        state.Mask = new CachedMask(marks, count, budget, cut, need, atStart);
         return (marks, count);
     }
 }
 
-/// <summary>A token mask computed for a state: valid for <see cref="Budget"/>, and for larger ones when not <see cref="Cut"/>.</summary>
-sealed record CachedMask(bool[] Marks, int Count, int Budget, bool Cut, bool AtStart);
+/// <summary>A token mask computed for a state with <see cref="Budget"/>: when the budget cut no token, it holds for
+/// every budget of at least <see cref="Need"/> (the most bytes an allowed token leaves to complete the value).</summary>
+sealed record CachedMask(bool[] Marks, int Count, int Budget, bool Cut, int Need, bool AtStart)
+{
+    public bool HoldsFor(int budget) => budget == Budget || (!Cut && budget >= Need && budget >= 0);
+}

@@ -221,9 +221,11 @@ public sealed partial class TokenVocabulary
     /// <summary>
     /// Marks in <paramref name="allowed"/> every token whose text the recogniser accepts from <paramref name="state"/>
     /// and that leaves at most <paramref name="budget"/> bytes to complete the value. Returns how many;
-    /// <paramref name="budgetCut"/> tells whether the budget left out any token the grammar accepts.
+    /// <paramref name="budgetCut"/> tells whether the budget left out any token the grammar accepts, and
+    /// <paramref name="need"/> the most bytes any allowed token leaves to complete the value (so the same mask
+    /// holds for every budget from <paramref name="need"/> up when nothing was cut).
     /// </summary>
-    internal int Mark(ByteState state, int budget, bool atStart, bool[] allowed, out bool budgetCut)
+    internal int Mark(ByteState state, int budget, bool atStart, bool[] allowed, out bool budgetCut, out int need)
     {
         var walk = new MaskWalk(this, budget, allowed);
         walk.Walk(0, state);
@@ -235,26 +237,33 @@ public sealed partial class TokenVocabulary
                 if (allowed[id]) { allowed[id] = false; walk.Marked--; }
                 var after = text.Length == 0 ? null : state.Step(text);
                 if (after is null) continue;
-                if (after.MinRemaining <= budget) { allowed[id] = true; walk.Marked++; }
+                if (after.MinRemaining <= budget)
+                {
+                    allowed[id] = true;
+                    walk.Marked++;
+                    walk.Need = Math.Max(walk.Need, after.MinRemaining);
+                }
                 else walk.BudgetCut = true;
             }
         }
         budgetCut = walk.BudgetCut;
+        need = walk.Need;
         return walk.Marked;
     }
 
-    internal int Mark(ByteState state, int budget, bool atStart, bool[] allowed) => Mark(state, budget, atStart, allowed, out _);
+    internal int Mark(ByteState state, int budget, bool atStart, bool[] allowed) => Mark(state, budget, atStart, allowed, out _, out _);
 
     /// <summary>One mask's walk of the trie (a class, so the recursion shares its counters).</summary>
     sealed class MaskWalk(TokenVocabulary vocabulary, int budget, bool[] allowed)
     {
-        public int Marked;
+        public int Marked, Need;
         public bool BudgetCut;
 
         public void Walk(int node, ByteState state)
         {
             var v = vocabulary;
             var withinBudget = state.MinRemaining <= budget;
+            if (withinBudget) Need = Math.Max(Need, state.MinRemaining);
             int first = v._slotStart[node], ending = node == 0 ? 0 : v._endingHere[node], end = v._slotEnd[node];
             if (ending > 0)
             {

@@ -76,14 +76,20 @@ public sealed class ConstrainedDecodingTests(ITestOutputHelper output)
 
     sealed record Outcome(int[] Tokens, DecodingStats Stats);
 
+    static readonly double[] Timings = new double[3];
+
     /// <summary>Runs one request with all three decoders; returns AR's outcome after asserting the others equal it.</summary>
     static (Outcome Ar, string? Mismatch, int Passes) RunAll(Func<GenerationOptions, Outcome> generate, GenerationOptions options)
     {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
         var ar = generate(options with { Decoder = DecoderKind.Autoregressive });
+        Timings[0] += clock.Elapsed.TotalMilliseconds;
         var passes = 0;
         foreach (var (decoder, block) in new[] { (DecoderKind.Jacobi, 8), (DecoderKind.Lookahead, 6) })
         {
+            clock.Restart();
             var other = generate(options with { Decoder = decoder, BlockSize = block, NgramSize = 3 });
+            Timings[(int)decoder] += clock.Elapsed.TotalMilliseconds;
             passes += other.Stats.ForwardPasses;
             if (!other.Tokens.SequenceEqual(ar.Tokens))
                 return (ar, $"{decoder}: [{string.Join(",", other.Tokens)}] vs AR [{string.Join(",", ar.Tokens)}]", passes);
@@ -105,14 +111,16 @@ public sealed class ConstrainedDecodingTests(ITestOutputHelper output)
         var failures = new List<string>();
         var outputs = new HashSet<string>();
         int requests = 0, tokens = 0, jacobiPasses = 0;
-        for (var r = 0; r < 150; r++)
+        Array.Clear(Timings);
+        for (var r = 0; r < 172; r++)
         {
             var (check, constraint) = cases[r % cases.Count];
             var prompt = TestModels.RandomPrompt(tokenizer.VocabularySize, 5 + r % 13, 1000 + r);
             var options = new GenerationOptions
             {
                 Constraint = constraint,
-                MaxNewTokens = constraint.Initial.MinRemaining + 16 + r % 24,
+                // Tight budgets: the mask must also close every value in time.
+                MaxNewTokens = constraint.Initial.MinRemaining + 2 + r % 12,
                 Temperature = r % 3 == 0 ? 0 : 0.7f + r % 5 * 0.2f,
                 TopP = r % 3 == 2 ? 0.9f : 1,
                 Seed = r,
@@ -134,10 +142,13 @@ public sealed class ConstrainedDecodingTests(ITestOutputHelper output)
             if (r < 7) output.WriteLine($"{check.Name}: {text}");
         }
         output.WriteLine($"{requests} requests x 3 decoders, {tokens} AR tokens, Jacobi+lookahead {jacobiPasses} passes, {outputs.Count} distinct outputs");
+        output.WriteLine($"ms: AR {Timings[0]:F0}, Jacobi {Timings[1]:F0}, lookahead {Timings[2]:F0}");
         Assert.Empty(failures);
         Assert.True(outputs.Count > requests * 9 / 10, $"only {outputs.Count} distinct outputs");
     }
 
+    /// <summary>The default model (a CLLM trained on the chat format): tool calls and JSON answers to its own kind of
+    /// questions; here Jacobi and lookahead also make several tokens per pass.</summary>
     [Fact]
     public void DefaultModelCallsToolsAndWritesJsonThatAlwaysValidate()
     {
@@ -154,7 +165,8 @@ public sealed class ConstrainedDecodingTests(ITestOutputHelper output)
 
         var failures = new List<string>();
         int requests = 0, tokens = 0, passes = 0, called = 0;
-        for (var r = 0; r < 50; r++)
+        Array.Clear(Timings);
+        for (var r = 0; r < 28; r++)
         {
             var (check, constraint) = cases[r % cases.Count];
             var turns = new List<ChatTurn> { new("user", questions[r / cases.Count % questions.Length]) };
@@ -162,7 +174,7 @@ public sealed class ConstrainedDecodingTests(ITestOutputHelper output)
             var options = new GenerationOptions
             {
                 Constraint = constraint,
-                MaxNewTokens = constraint.Initial.MinRemaining + 40,
+                MaxNewTokens = constraint.Initial.MinRemaining + 16,
                 Temperature = r % 2 == 0 ? 0 : 0.8f,
                 Seed = r,
             };
@@ -183,7 +195,8 @@ public sealed class ConstrainedDecodingTests(ITestOutputHelper output)
             if (r < 14) output.WriteLine($"{check.Name}: {text}");
         }
         output.WriteLine($"{requests} requests x 3 decoders, {tokens} AR tokens; Jacobi and lookahead: {2.0 * tokens / passes:F2} tokens per pass");
+        output.WriteLine($"ms: AR {Timings[0]:F0}, Jacobi {Timings[1]:F0}, lookahead {Timings[2]:F0}");
         Assert.Empty(failures);
-        Assert.True(called > 10);
+        Assert.True(called >= 8);
     }
 }

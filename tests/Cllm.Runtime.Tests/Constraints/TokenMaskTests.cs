@@ -80,6 +80,36 @@ public sealed class TokenMaskTests(ITestOutputHelper output)
         Assert.True(compared > 300);
     }
 
+    /// <summary>A cursor keeps its state's last mask and reuses it while the budget allows: with budgets falling token by
+    /// token (as in a generation), every mask must still equal a fresh one.</summary>
+    [Fact]
+    public void ReusedMasksEqualFreshOnesAsTheBudgetFalls()
+    {
+        var tokenizer = DefaultTokenizer;
+        var vocabulary = TokenVocabulary.For(tokenizer);
+        var (grammar, text) = Cases[0];
+        var constraint = TokenConstraint.Create(grammar, vocabulary);
+        var ids = tokenizer.Encode(text, addSpecial: false);
+        var cursor = constraint.Start();
+        var limit = ids.Length + 30;
+        var reused = 0;
+        for (var i = 0; i < ids.Length; i++)
+        {
+            var state = constraint.Initial.Step(ids.Take(i).SelectMany((id, k) => vocabulary.TextOf(id, k == 0)!).ToArray())!;
+            foreach (var budget in new[] { limit - i, limit - i - 1, state.MinRemaining, state.MinRemaining + 1 })
+            {
+                var hit = cursor.State.Mask is not null;
+                var allowed = cursor.Allowed(vocabulary.Size, budget, tokenizer.EosIds);
+                var fresh = new bool[vocabulary.Size];
+                vocabulary.Mark(cursor.State, budget, i == 0, fresh);
+                Assert.Equal(fresh, allowed);
+                if (hit) reused++;
+            }
+            cursor = cursor.Advance(ids[i]);
+        }
+        Assert.True(reused > 0);
+    }
+
     [Fact]
     public void DefaultModelVocabularyMatchesTheTokenizersDecoding()
     {
