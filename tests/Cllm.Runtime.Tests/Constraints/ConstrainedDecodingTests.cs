@@ -40,6 +40,13 @@ public sealed class ConstrainedDecodingTests(ITestOutputHelper output)
          "required":["name","age","score","tags","nickname","role","address"],"additionalProperties":false}
         """;
 
+    /// <summary>A smaller record of the same shape, for the random model (whose strings run to the token limit).</summary>
+    const string Badge = """
+        {"type":"object","properties":{"name":{"type":"string"},"nickname":{"type":["string","null"]},
+          "role":{"type":"string","enum":["admin","user","guest"]},"level":{"type":["integer","null"]}},
+         "required":["name","nickname","role","level"],"additionalProperties":false}
+        """;
+
     const string Operation = """
         {"type":"object","properties":{"op":{"const":"add"},"value":{"oneOf":[{"type":"integer"},{"type":"boolean"}]},
           "extra":{"anyOf":[{"type":"string"},{"type":"null"}]}},"required":["op","value"]}
@@ -50,11 +57,11 @@ public sealed class ConstrainedDecodingTests(ITestOutputHelper output)
     /// <summary>A constraint and the independent check of its output.</summary>
     sealed record Case(string Name, Grammar Grammar, Func<string, string?> Check);
 
-    static List<Case> Cases(JsonWhitespace whitespace, IReadOnlyList<ToolSchema> tools) =>
+    static List<Case> Cases(JsonWhitespace whitespace, IReadOnlyList<ToolSchema> tools, string record) =>
     [
         new("weather", Grammar.JsonSchema(Weather, whitespace), t => SchemaChecker.Check(t, Weather)),
         new("order", Grammar.JsonSchema(Order, whitespace), t => SchemaChecker.Check(t, Order)),
-        new("person", Grammar.JsonSchema(Person, whitespace), t => SchemaChecker.Check(t, Person)),
+        new("record", Grammar.JsonSchema(record, whitespace), t => SchemaChecker.Check(t, record)),
         new("operation", Grammar.JsonSchema(Operation, whitespace), t => SchemaChecker.Check(t, Operation)),
         new("json object", Grammar.Json(objectOnly: true, whitespace), t => SchemaChecker.Check(t, """{"type":"object"}""")),
         new("any tool", Grammar.ToolCall(tools, whitespace: whitespace), t => CheckToolCall(t, tools)),
@@ -97,22 +104,29 @@ public sealed class ConstrainedDecodingTests(ITestOutputHelper output)
         return (ar, null, passes);
     }
 
-    [Fact]
-    public void RandomModelOutputsAreAlwaysValidAndJacobiAndLookaheadMatchAr()
+    /// <summary>186 requests in six slices (each slice its own model seed), so a slice can be run alone.</summary>
+    [Theory]
+    [InlineData(0)]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    [InlineData(4)]
+    [InlineData(5)]
+    public void RandomModelOutputsAreAlwaysValidAndJacobiAndLookaheadMatchAr(int slice)
     {
         var tokenizer = TokenMaskTests.DefaultTokenizer;
         var vocabulary = TokenVocabulary.For(tokenizer);
         using var model = new Transformer(TestModels.Config("gqa-tied") with { VocabSize = tokenizer.VocabularySize });
-        model.InitializeRandom(11, TestModels.InitStd);
+        model.InitializeRandom(11 + slice, TestModels.InitStd);
         model.eval();
         using var cache = new KvCache(model.Config, 256, model.DType, model.Device);
-        var cases = Cases(JsonWhitespace.Spaced, Tools).Select(c => (c, TokenConstraint.Create(c.Grammar, vocabulary))).ToList();
+        var cases = Cases(JsonWhitespace.Spaced, Tools, Badge).Select(c => (c, TokenConstraint.Create(c.Grammar, vocabulary))).ToList();
 
         var failures = new List<string>();
         var outputs = new HashSet<string>();
         int requests = 0, tokens = 0, jacobiPasses = 0;
         Array.Clear(Timings);
-        for (var r = 0; r < 172; r++)
+        for (var r = 31 * slice; r < 31 * (slice + 1); r++)
         {
             var (check, constraint) = cases[r % cases.Count];
             var prompt = TestModels.RandomPrompt(tokenizer.VocabularySize, 5 + r % 13, 1000 + r);
@@ -120,7 +134,7 @@ public sealed class ConstrainedDecodingTests(ITestOutputHelper output)
             {
                 Constraint = constraint,
                 // Tight budgets: the mask must also close every value in time.
-                MaxNewTokens = constraint.Initial.MinRemaining + 2 + r % 12,
+                MaxNewTokens = constraint.Initial.MinRemaining + 2 + r % 8,
                 Temperature = r % 3 == 0 ? 0 : 0.7f + r % 5 * 0.2f,
                 TopP = r % 3 == 2 ? 0.9f : 1,
                 Seed = r,
@@ -139,7 +153,7 @@ public sealed class ConstrainedDecodingTests(ITestOutputHelper output)
             if (mismatch is not null) failures.Add($"request {r} ({check.Name}): {mismatch}");
             if (ar.Stats.FinishReason != FinishReason.Stop) failures.Add($"request {r} ({check.Name}): finished {ar.Stats.FinishReason}: {text}");
             if (check.Check(text) is { } error) failures.Add($"request {r} ({check.Name}): {error}: {text}");
-            if (r < 7) output.WriteLine($"{check.Name}: {text}");
+            if (r % 31 < 7) output.WriteLine($"{check.Name}: {text}");
         }
         output.WriteLine($"{requests} requests x 3 decoders, {tokens} AR tokens, Jacobi+lookahead {jacobiPasses} passes, {outputs.Count} distinct outputs");
         output.WriteLine($"ms: AR {Timings[0]:F0}, Jacobi {Timings[1]:F0}, lookahead {Timings[2]:F0}");
@@ -156,7 +170,7 @@ public sealed class ConstrainedDecodingTests(ITestOutputHelper output)
         var tokenizer = engine.Tokenizer;
         var demoTools = DemoTools.All.Select(t => new ToolSchema(t.Name, t.ParametersJsonSchema())).ToList();
         // The default model's calls are compact JSON: {"name":"...","arguments":{...}}.
-        var cases = Cases(JsonWhitespace.Compact, demoTools).Select(c => (c, TokenConstraint.Create(c.Grammar, tokenizer))).ToList();
+        var cases = Cases(JsonWhitespace.Compact, demoTools, Person).Select(c => (c, TokenConstraint.Create(c.Grammar, tokenizer))).ToList();
         string[] questions =
         [
             "What's the weather in Oslo?", "Where is order 42?", "What is 17 * 23?", "How many customers live in Paris?",
@@ -166,15 +180,15 @@ public sealed class ConstrainedDecodingTests(ITestOutputHelper output)
         var failures = new List<string>();
         int requests = 0, tokens = 0, passes = 0, called = 0;
         Array.Clear(Timings);
-        for (var r = 0; r < 28; r++)
+        for (var r = 0; r < 14; r++)
         {
             var (check, constraint) = cases[r % cases.Count];
-            var turns = new List<ChatTurn> { new("user", questions[r / cases.Count % questions.Length]) };
+            var turns = new List<ChatTurn> { new("user", questions[r % questions.Length]) };
             var prompt = tokenizer.Encode(CllmChatFormat.Render(turns, DemoTools.All, addGenerationPrompt: true));
             var options = new GenerationOptions
             {
                 Constraint = constraint,
-                MaxNewTokens = constraint.Initial.MinRemaining + 16,
+                MaxNewTokens = constraint.Initial.MinRemaining + 12,
                 Temperature = r % 2 == 0 ? 0 : 0.8f,
                 Seed = r,
             };
@@ -197,6 +211,6 @@ public sealed class ConstrainedDecodingTests(ITestOutputHelper output)
         output.WriteLine($"{requests} requests x 3 decoders, {tokens} AR tokens; Jacobi and lookahead: {2.0 * tokens / passes:F2} tokens per pass");
         output.WriteLine($"ms: AR {Timings[0]:F0}, Jacobi {Timings[1]:F0}, lookahead {Timings[2]:F0}");
         Assert.Empty(failures);
-        Assert.True(called >= 8);
+        Assert.True(called >= 4);
     }
 }
