@@ -10,7 +10,7 @@ static class AutoregressiveDecoder
         run.Begin();
         cache.Clear();
         var sampler = new Sampler(run.Options);
-        var next = Decoder.Pass(model, cache, run.Context.ToArray(), 0, lastOnly: true, logits => sampler.Choose(logits, [0])[0]);
+        var next = Decoder.Pass(model, cache, run.Context.ToArray(), 0, lastOnly: true, logits => Choose(run, sampler, logits, 0));
         while (true)
         {
             var emitted = run.Accept([next]);
@@ -19,7 +19,10 @@ static class AutoregressiveDecoder
             if (cancellationToken.IsCancellationRequested) { run.End(FinishReason.Cancelled); yield break; }
             if (cache.Length + 1 > cache.Capacity) { run.End(FinishReason.Length); yield break; }
             var index = run.Stats.GeneratedTokens;
-            next = Decoder.Pass(model, cache, [next], cache.Length, lastOnly: true, logits => sampler.Choose(logits, [index])[0]);
+            next = Decoder.Pass(model, cache, [next], cache.Length, lastOnly: true, logits => Choose(run, sampler, logits, index));
         }
     }
+
+    static int Choose(Run run, Sampler sampler, TorchSharp.torch.Tensor logits, int index) =>
+        run.Cursor is { } cursor ? run.ChooseConstrained(sampler, logits, 0, index, cursor) : sampler.Choose(logits, [index])[0];
 }

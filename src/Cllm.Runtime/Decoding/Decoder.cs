@@ -1,3 +1,4 @@
+using Cllm.Constraints;
 using Cllm.Model;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -32,7 +33,12 @@ internal static class Decoder
             if ((uint)id >= (uint)vocab)
                 throw new ArgumentException($"Prompt token id {id} is outside the model's vocabulary (0..{vocab - 1}).", nameof(prompt));
 
-        var run = new Run(options, stats, options.StopTokenIds ?? eosIds, prompt);
+        if (options.Constraint is { } constraint && constraint.Vocabulary.Size > vocab)
+            throw new ArgumentException(
+                $"The constraint was built for a vocabulary of {constraint.Vocabulary.Size} tokens but the model has {vocab}; " +
+                "build it with this model's tokenizer.", nameof(options));
+
+        var run = new Run(options, stats, options.StopTokenIds ?? eosIds, prompt, cache.Capacity);
         return options.Decoder switch
         {
             DecoderKind.Jacobi => JacobiDecoder.Decode(model, cache, run, pool: null, sizer, cancellationToken),
@@ -61,7 +67,8 @@ internal static class Decoder
 }
 
 /// <summary>The bookkeeping every decoder shares: the context so far, limits, stop ids, stats.</summary>
-sealed class Run(GenerationOptions options, DecodingStats stats, IReadOnlyCollection<int> stopIds, IReadOnlyList<int> prompt)
+sealed class Run(GenerationOptions options, DecodingStats stats, IReadOnlyCollection<int> stopIds, IReadOnlyList<int> prompt,
+    int capacity)
 {
     public GenerationOptions Options { get; } = options;
     public DecodingStats Stats { get; } = stats;
@@ -71,6 +78,32 @@ sealed class Run(GenerationOptions options, DecodingStats stats, IReadOnlyCollec
     public int Remaining => Options.MaxNewTokens - Stats.GeneratedTokens;
     public bool Done => Stats.FinishReason != FinishReason.None;
 
+    /// <summary>The constraint's state after the tokens made final; null without a constraint.</summary>
+    public ConstraintCursor? Cursor { get; private set; } = options.Constraint?.Start();
+
+    /// <summary>New tokens the request can make at most: MaxNewTokens, or fewer where the context ends first
+    /// (the last token needs no cache entry).</summary>
+    public int TokenLimit => Math.Min(Options.MaxNewTokens, capacity - Prompt.Count + 1);
+
+    public bool IsStop(int token) => stopIds.Contains(token);
+
+    /// <summary>
+    /// The token that row <paramref name="row"/> of <paramref name="logits"/> ([rows, vocab]) chooses as new token
+    /// number <paramref name="index"/>, with the text so far in <paramref name="cursor"/>: the logits of the tokens
+    /// the constraint forbids there are -inf, and a token must leave room to complete the text in the tokens left.
+    /// Autoregressive and Jacobi decoding both choose through here, so they choose alike.
+    /// </summary>
+    public int ChooseConstrained(Sampler sampler, Tensor logits, int row, int index, ConstraintCursor cursor)
+    {
+        var width = (int)logits.shape[^1];
+        var allowed = cursor.Allowed(width, TokenLimit - index - 1, stopIds);
+        var mask = new float[width];
+        for (var i = 0; i < width; i++) if (!allowed[i]) mask[i] = float.NegativeInfinity;
+        using var scope = NewDisposeScope();
+        var masked = (logits[row] + tensor(mask, float32, logits.device).to_type(logits.dtype)).unsqueeze(0);
+        return sampler.Choose(masked, [index])[0];
+    }
+
     public void Begin()
     {
         Stats.PromptTokens = Prompt.Count;
@@ -78,18 +111,29 @@ sealed class Run(GenerationOptions options, DecodingStats stats, IReadOnlyCollec
         Stats.Clock.Restart();
     }
 
-    /// <summary>Records a pass that made <paramref name="tokens"/> final: cuts them at the first stop id and at
-    /// MaxNewTokens, and returns what to emit.</summary>
+    /// <summary>Records a pass that made <paramref name="tokens"/> final: cuts them at the first stop id, at the end
+    /// of a finished constraint and at MaxNewTokens, and returns what to emit.</summary>
     public int[] Accept(ReadOnlySpan<int> tokens)
     {
         var take = Math.Min(tokens.Length, Remaining);
         for (var i = 0; i < take; i++)
+        {
             if (stopIds.Contains(tokens[i]))
             {
                 take = i + 1;
                 Stats.FinishReason = FinishReason.Stop;
                 break;
             }
+            if (Cursor is null) continue;
+            Cursor = Cursor.Advance(tokens[i]);
+            if (Cursor.IsFinished)
+            {
+                // The constrained text is complete and nothing may follow it: the request is done.
+                take = i + 1;
+                Stats.FinishReason = FinishReason.Stop;
+                break;
+            }
+        }
         var emitted = tokens[..take].ToArray();
         if (Stats.ForwardPasses == 0) Stats.PrefillTime = Stats.Clock.Elapsed;
         Stats.RecordPass(emitted.Length);

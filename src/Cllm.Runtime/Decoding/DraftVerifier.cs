@@ -63,14 +63,22 @@ sealed class DraftVerifier
     /// draft survives a depth when its token there is the one chosen. Returns the final tokens (the accepted draft
     /// tokens and the model's token after them), the draft whose cache entries hold them, and how many were drafted.
     /// </summary>
-    public (int[] Tokens, int Draft, int Accepted) Walk(int[] chosen)
+    public (int[] Tokens, int Draft, int Accepted) Walk(int[] chosen) => Walk(row => chosen[row]);
+
+    /// <summary>
+    /// <see cref="Walk(int[])"/> with the model's choice made row by row, in order along the accepted prefix, so a
+    /// constrained choice can depend on the tokens before it; <paramref name="choose"/> returns -1 where nothing may
+    /// follow (the walk then ends without a token of that row).
+    /// </summary>
+    public (int[] Tokens, int Draft, int Accepted) Walk(Func<int, int> choose)
     {
         var accepted = new List<int>();
         var alive = Enumerable.Range(0, _drafts.Count).ToList();
         int row = 0, depth = 0, winner = 0;
         while (true)
         {
-            var token = chosen[row];
+            var token = choose(row);
+            if (token < 0) break;
             accepted.Add(token);
             alive.RemoveAll(d => _drafts[d].Length <= depth || _drafts[d][depth] != token);
             if (alive.Count == 0) break;

@@ -1,3 +1,5 @@
+using Cllm.Constraints;
+
 namespace Cllm.Decoding;
 
 [System.ComponentModel.TypeConverter(typeof(DecoderKindConverter))]
@@ -53,6 +55,14 @@ public sealed record GenerationOptions
     /// <summary>Which of the engine's kept n-gram pools lookahead drafts from and fills: requests with the same key
     /// share n-grams, others never see them. Null: the engine-wide pool. See <see cref="EngineOptions.KeepNgramPool"/>.</summary>
     public string? NgramPoolKey { get; init; }
+
+    /// <summary>
+    /// Guaranteed structure: only tokens that keep the output a prefix of the constraint's grammar are chosen
+    /// (JSON, a JSON schema, a tool call; see <see cref="TokenConstraint"/>), the stop ids only once it is
+    /// complete, and the generation ends by itself when nothing more may follow. Every decoder applies it, and
+    /// Jacobi and lookahead still give constrained autoregressive decoding's very tokens. Null: unconstrained.
+    /// </summary>
+    public TokenConstraint? Constraint { get; init; }
 
     public GenerationOptions Validate()
     {

@@ -32,7 +32,7 @@ static class JacobiDecoder
         var sampler = new Sampler(options);
 
         // Prefill: the prompt, no drafts; only the last position's output matters.
-        var first = Verify(model, cache, run.Context.ToArray(), 0, new DraftVerifier(0, []), sampler, firstIndex: 0, prefill: true);
+        var first = Verify(model, cache, run.Context.ToArray(), 0, new DraftVerifier(0, []), sampler, run, firstIndex: 0, prefill: true);
         var next = first.Tokens[0];
         var emitted = run.Accept([next]);
         pool?.AddAll(run.Context);
@@ -76,7 +76,7 @@ static class JacobiDecoder
             }
             var verifier = new DraftVerifier(next, drafts);
             clock.Restart();
-            var result = Verify(model, cache, verifier.Tokens, start, verifier, sampler, run.Stats.GeneratedTokens, prefill: false);
+            var result = Verify(model, cache, verifier.Tokens, start, verifier, sampler, run, run.Stats.GeneratedTokens, prefill: false);
             var (final, winner, k) = (result.Tokens, result.Draft, result.Accepted);
             // The pass's cost, and how far into the Jacobi guesses it got (unknown when a pooled branch won).
             sizer?.Record(winner == 0 ? m : 0, k, verifier.Tokens.Length, clock.Elapsed.TotalSeconds);
@@ -135,15 +135,44 @@ static class JacobiDecoder
 
     /// <summary>Runs the pass and walks the drafts against the tokens the sampler chooses after each row.</summary>
     static Verified Verify(Transformer model, KvCache cache, int[] tokens, int start, DraftVerifier verifier, Sampler sampler,
-        int firstIndex, bool prefill)
+        Run run, int firstIndex, bool prefill)
     {
         return Decoder.Pass(model, cache, tokens, start, lastOnly: prefill, logits =>
         {
             var argmax = Decoder.Argmax(logits);
+            if (run.Cursor is { } cursor)
+            {
+                var constrained = verifier.Walk(ConstrainedChooser(run, sampler, logits, verifier, firstIndex, cursor));
+                return new Verified(constrained.Tokens, constrained.Draft, constrained.Accepted, argmax);
+            }
             var chosen = sampler.Greedy ? argmax : sampler.Choose(logits, [.. verifier.Depths.Select(d => firstIndex + d)]);
             var (final, draft, accepted) = verifier.Walk(chosen);
             return new Verified(final, draft, accepted, argmax);
         }, verifier.Layout);
+    }
+
+    /// <summary>
+    /// Chooses row by row along the accepted prefix: row i's mask comes from the constraint's state after the tokens
+    /// chosen before it, exactly as autoregressive decoding would have it. Ends the walk after a stop token, when
+    /// the constrained text is finished, or at the token limit.
+    /// </summary>
+    static Func<int, int> ConstrainedChooser(Run run, Sampler sampler, Tensor logits, DraftVerifier verifier, int firstIndex,
+        Constraints.ConstraintCursor cursor)
+    {
+        var ended = false;
+        return row =>
+        {
+            if (ended) return -1;
+            var index = firstIndex + verifier.Depths[row];
+            var token = run.ChooseConstrained(sampler, logits, row, index, cursor);
+            if (run.IsStop(token)) ended = true;
+            else
+            {
+                cursor = cursor.Advance(token);
+                ended = cursor.IsFinished || index + 1 >= run.TokenLimit;
+            }
+            return token;
+        };
     }
 
     static void NewBlock(Run run, int count, List<int> guesses, List<int> ages, Random random)

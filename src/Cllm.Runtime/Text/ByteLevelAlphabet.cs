@@ -26,6 +26,40 @@ internal static class ByteLevelAlphabet
         return sb.ToString();
     }
 
+    /// <summary>The raw bytes a byte-level token string stands for; false when a character is outside the table
+    /// (an added token's plain text).</summary>
+    public static bool TryToBytes(string token, out byte[] bytes)
+    {
+        bytes = new byte[token.Length];
+        for (int i = 0; i < token.Length; i++)
+        {
+            char c = token[i];
+            int b = c < CharToByteIndex.Length ? CharToByteIndex[c] : -1;
+            if (b < 0)
+            {
+                return false;
+            }
+
+            bytes[i] = (byte)b;
+        }
+
+        return true;
+    }
+
+    private static readonly int[] CharToByteIndex = BuildInverse();
+
+    private static int[] BuildInverse()
+    {
+        var inverse = new int[0x200];
+        Array.Fill(inverse, -1);
+        for (int b = 0; b < 256; b++)
+        {
+            inverse[ByteToChar[b]] = b;
+        }
+
+        return inverse;
+    }
+
     private static char[] BuildTable()
     {
         // Printable Latin-1 bytes stand for themselves; the other 68 bytes take U+0100.. in byte order.

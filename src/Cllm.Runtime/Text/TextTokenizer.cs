@@ -53,6 +53,7 @@ public sealed class TextTokenizer
         }
 
         _skippable.UnionWith(eosIds);
+        ControlIds = _skippable;
         BosId = bosId;
         EosIds = eosIds;
         AddBos = bosId is int bos && _prefix.Contains(bos);
@@ -90,6 +91,10 @@ public sealed class TextTokenizer
 
     /// <summary>Whether <see cref="Encode"/> puts ids after the text (EOS; when asked for special tokens).</summary>
     public bool AddEos { get; }
+
+    /// <summary>Ids that are markers, not text (BOS, EOS, special added tokens such as role markers); added tokens
+    /// marked non-special, such as a tool-call tag, are text. Constrained decoding never writes these inside the text.</summary>
+    internal IReadOnlySet<int> ControlIds { get; }
 
     /// <summary>For SentencePiece streaming: a plain letter piece and a piece starting with "▁".</summary>
     internal (int GuardId, int ProbeId)? StreamGuard { get; }
