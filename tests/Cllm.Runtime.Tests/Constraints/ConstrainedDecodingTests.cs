@@ -104,11 +104,10 @@ public sealed class ConstrainedDecodingTests(ITestOutputHelper output)
         return (ar, null, passes);
     }
 
-    /// <summary>186 requests in six slices (each slice its own model seed), so a slice can be run alone.</summary>
-    [Theory]
-    // Two of the six slices of 31 seeded requests run by default (CI's time budget); CLLM_ALL_SLICES=1 runs all six.
+    // 186 requests in six slices (each slice its own model seed), so a slice can be run alone. Two of the six slices of 31 seeded requests run by default (CI's time budget); CLLM_ALL_SLICES=1 runs all six.
     public static TheoryData<int> Slices => Environment.GetEnvironmentVariable("CLLM_ALL_SLICES") == "1" ? new(0, 1, 2, 3, 4, 5) : new(0, 3);
 
+    [Theory]
     [MemberData(nameof(Slices))]
     public void RandomModelOutputsAreAlwaysValidAndJacobiAndLookaheadMatchAr(int slice)
     {
