@@ -203,29 +203,43 @@ public sealed class ChatClientTests : IDisposable
     }
 
     [Fact]
-    public async Task AMalformedToolCallComesBackAsText()
+    public async Task ARequiredCallIsAValidCallEvenFromARandomModel()
     {
-        // Forcing a call makes the random model write one: it can't produce valid JSON.
+        // A random model left alone writes no valid call; the grammar makes every token keep the call valid.
         using var client = new CllmChatClient(_client.Engine, new CllmChatClientOptions { ChatFormat = "cllm" });
-        var options = new ChatOptions
+        foreach (var seed in new long[] { 1, 2, 3 })
         {
-            MaxOutputTokens = 12,
-            Tools = [AIFunctionFactory.Create((string city) => "sunny", "get_weather", "Get a city's weather forecast.")],
-            ToolMode = ChatToolMode.RequireAny,
-        };
-        var response = await client.GetResponseAsync(Ask("Weather in Oslo?"), options);
-        Assert.StartsWith("<tool_call>", response.Text);
-        Assert.Empty(response.Messages.SelectMany(m => m.Contents).OfType<FunctionCallContent>());
+            var options = new ChatOptions
+            {
+                MaxOutputTokens = 96, Seed = seed, Temperature = 1,
+                Tools = [AIFunctionFactory.Create((string city, int days) => "sunny", "get_weather", "Get a city's weather forecast.")],
+                ToolMode = ChatToolMode.RequireAny,
+            };
+            var response = await client.GetResponseAsync(Ask("Weather in Oslo?"), options);
+            var call = Assert.Single(response.Messages.SelectMany(m => m.Contents).OfType<FunctionCallContent>());
+            Assert.Equal("get_weather", call.Name);
+            Assert.Equal(ChatFinishReason.ToolCalls, response.FinishReason);
+            // The arguments follow the tool's schema: only declared names, each of its declared type.
+            Assert.All(call.Arguments!.Keys, k => Assert.Contains(k, new[] { "city", "days" }));
+            if (call.Arguments.TryGetValue("days", out var days)) Assert.True(days is long or int or JsonElement { ValueKind: JsonValueKind.Number });
+        }
     }
 
     [Fact]
-    public async Task InvalidJsonIsReportedWhenJsonWasAskedFor()
+    public async Task JsonIsValidWhenJsonWasAskedFor()
     {
-        var options = Options(8);
-        options.ResponseFormat = ChatResponseFormat.Json;
-        var response = await _client.GetResponseAsync(Ask("Give me JSON."), options);
-        var error = Assert.Single(response.Messages.SelectMany(m => m.Contents).OfType<ErrorContent>());
-        Assert.Equal("invalid_json", error.ErrorCode);
+        // The random model writes garbage unconstrained (an "invalid_json" error before); with the grammar, a JSON object.
+        foreach (var seed in new long[] { 1, 2 })
+        {
+            var options = Options(48);
+            options.Seed = seed;
+            options.Temperature = 1;
+            options.ResponseFormat = ChatResponseFormat.Json;
+            var response = await _client.GetResponseAsync(Ask("Give me JSON."), options);
+            Assert.Empty(response.Messages.SelectMany(m => m.Contents).OfType<ErrorContent>());
+            using var document = JsonDocument.Parse(response.Text);
+            Assert.Equal(JsonValueKind.Object, document.RootElement.ValueKind);
+        }
     }
 
     [Fact]

@@ -1,3 +1,4 @@
+using Cllm.Constraints;
 using Cllm.Decoding;
 using Cllm.Text;
 
@@ -37,6 +38,9 @@ public sealed class PreparedTurn
             throw new ArgumentException($"Two tools are named '{duplicate.Key}'; tool names must be unique.", nameof(request));
         var prompt = format.RenderPrompt(request.Turns, tools.Count == 0 ? null : tools, addGenerationPrompt: true);
         string? forced = null;
+        TokenConstraint? constraint = null;
+        if (request.JsonOutput && !request.ToolChoice.IsRequired)
+            constraint = request.JsonSchema is { } schema ? TokenConstraint.JsonSchema(schema, tokenizer) : TokenConstraint.Json(tokenizer);
         if (request.ToolChoice.IsRequired)
         {
             if (tools.Count == 0)
@@ -45,7 +49,17 @@ public sealed class PreparedTurn
             if (name is not null && tools.All(t => t.Name != name))
                 throw new ArgumentException(
                     $"The required tool '{name}' is not among the offered tools ({string.Join(", ", tools.Select(t => t.Name))}).", nameof(request));
-            forced = format.ForcedToolCallPrefix(name ?? (tools.Count == 1 ? tools[0].Name : null));
+            if (format.ToolCallStart == "<tool_call>")
+            {
+                // A tagged JSON call (the cllm format, ChatML/Hermes, Qwen templates): force the opening tag and let a
+                // grammar guarantee the rest, a valid call of an offered tool, then the closing tag.
+                forced = format.ForcedToolCallPrefix(null);
+                var spaced = forced.EndsWith('\n');
+                var offered = tools.Where(t => name is null || t.Name == name).Select(t => new ToolSchema(t.Name, t.ParametersJsonSchema()));
+                constraint = TokenConstraint.ToolCall(tokenizer, offered, before: "", after: spaced ? "\n</tool_call>" : "</tool_call>",
+                    spaced ? JsonWhitespace.Spaced : JsonWhitespace.Compact);
+            }
+            else forced = format.ForcedToolCallPrefix(name ?? (tools.Count == 1 ? tools[0].Name : null));
             // The call's opening marker is the format's; the tool name after it is the application's text.
             string start = format.ToolCallStart ?? "";
             prompt = forced.StartsWith(start, StringComparison.Ordinal)
@@ -53,7 +67,10 @@ public sealed class PreparedTurn
                 : prompt.Append(new PromptSegment(forced, true));
         }
 
-        return new PreparedTurn(format, tokenizer, request, prompt, ChatStops.For(format, tokenizer, eosIds, stopSequences), forced);
+        return new PreparedTurn(format, tokenizer, request, prompt, ChatStops.For(format, tokenizer, eosIds, stopSequences), forced)
+        {
+            Constraint = constraint,
+        };
     }
 
     public IChatFormat Format { get; }
@@ -62,6 +79,9 @@ public sealed class PreparedTurn
     public ChatPrompt Prompt { get; }
     public int[] PromptIds { get; }
     public ChatStops Stops { get; }
+
+    /// <summary>The grammar the output must follow (a required tool call, JSON, a JSON schema); null when free.</summary>
+    public TokenConstraint? Constraint { get; private init; }
 
     /// <summary>Text put after the generation prompt so the turn continues inside a tool call; null when none is required.</summary>
     public string? ForcedPrefix { get; }
@@ -73,7 +93,7 @@ public sealed class PreparedTurn
     public GenerationOptions Configure(GenerationOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
-        return options with { StopTokenIds = Stops.Ids };
+        return options with { StopTokenIds = Stops.Ids, Constraint = options.Constraint ?? Constraint };
     }
 
     /// <summary>A reader for this turn's generated tokens.</summary>

@@ -76,8 +76,11 @@ public sealed class PromptEncodingTests
         {
             Turns = [new("user", "weather?")], Tools = [Lookup], ToolChoice = ToolChoice.Any,
         });
-        // RequireAny with one tool forces its name too.
-        Assert.EndsWith("<|assistant|>\n<tool_call>{\"name\":\"lookup\",\"", turn.Prompt.Text);
+        // The opening tag is forced; a grammar of the offered tools' calls guarantees the rest.
+        Assert.EndsWith("<|assistant|>\n<tool_call>", turn.Prompt.Text);
+        Assert.NotNull(turn.Constraint);
+        Assert.True(turn.Constraint!.Accepts("{\"name\":\"lookup\",\"arguments\":{\"q\":\"x\"}}</tool_call>"));
+        Assert.False(turn.Constraint.Accepts("{\"name\":\"other\",\"arguments\":{}}</tool_call>"));
         // The opening is the marker's id, right after "<|assistant|>\n"; the name after it is ordinary text.
         int assistant = Array.LastIndexOf(turn.PromptIds, tokenizer.TokenToId(CllmChatFormat.Assistant)!.Value);
         Assert.Equal(tokenizer.TokenToId(CllmChatFormat.ToolCallStart), turn.PromptIds[assistant + 2]);
