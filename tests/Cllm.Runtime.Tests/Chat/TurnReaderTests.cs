@@ -108,8 +108,12 @@ public sealed class TurnReaderTests
     public void AForcedCallContinuesFromItsPrefix()
     {
         var (tokenizer, turn) = Prepare(new ChatTurnRequest { Turns = [new("user", "x")], Tools = [Weather, Plan], ToolChoice = ToolChoice.Tool("get_weather") });
-        Assert.EndsWith("<tool_call>{\"name\":\"get_weather\",\"", turn.Prompt.Text);
-        var (_, result) = Read(turn, Generated(tokenizer, "arguments\":{\"city\":\"Oslo\"}}</tool_call>"), 2);
+        // The opening tag is forced and the rest is left to the grammar (which only allows get_weather here).
+        Assert.EndsWith("<tool_call>", turn.Prompt.Text);
+        const string call = "{\"name\":\"get_weather\",\"arguments\":{\"city\":\"Oslo\"}}</tool_call>";
+        Assert.True(turn.Constraint!.Accepts(call));
+        Assert.False(turn.Constraint.Accepts(call.Replace("get_weather", "plan", StringComparison.Ordinal)));
+        var (_, result) = Read(turn, Generated(tokenizer, call), 2);
         Assert.Equal(new ToolCall("get_weather", new Dictionary<string, object?> { ["city"] = "Oslo" }), Assert.Single(result.ToolCalls));
     }
 
