@@ -3,26 +3,37 @@ using System.Diagnostics;
 namespace Cllm.Decoding;
 
 /// <summary>
-/// Chooses the Jacobi block size n (lookahead's window) that maximises accepted tokens per second, from what
-/// this machine and this model show: the measured cost of a pass of r rows (calibrated once, then followed as
-/// passes run) and the observed chance that the i-th guess of a block is accepted. The tokens never depend on
-/// n (greedy or seeded sampling give autoregressive decoding's tokens at any n), only the speed does.
+/// Chooses the Jacobi block size n (lookahead's window) that makes the most tokens per second on this machine
+/// with this model. A block's guesses are refined pass after pass until they are used up, so what a size is worth
+/// shows over whole blocks: for each candidate size the sizer keeps the tokens its blocks made and the seconds
+/// their passes took (decayed, so it follows a change of domain), tries every size a few times, then takes the
+/// best, still trying the others now and then. The cost of a pass of n rows is measured once per engine; a size
+/// whose pass costs more than n one-token passes cannot beat autoregressive decoding and is never tried.
+/// The tokens never depend on n (greedy or seeded sampling give autoregressive decoding's tokens at any n).
 /// One sizer belongs to an engine and is shared by its requests (one at a time).
 /// </summary>
 public sealed class BlockSizer
 {
-    /// <summary>Row counts the pass cost is calibrated at; costs in between are interpolated linearly.</summary>
+    /// <summary>Row counts the pass cost is measured at.</summary>
     static readonly int[] CalibratedRows = [1, 2, 4, 8, 16, 32, 64];
+
+    /// <summary>The block sizes chosen among.</summary>
+    static readonly int[] Candidates = [4, 8, 12, 16, 24, 32, 48, 64];
 
     /// <summary>The largest block chosen.</summary>
     public const int MaxBlockSize = 64;
 
-    // Passes weigh in with this decay, so the estimates follow a change of domain within a few dozen passes.
-    const double Decay = 0.97;
-    readonly double[] _cost = new double[CalibratedRows.Length]; // seconds per pass, by CalibratedRows
-    readonly double[] _tried = new double[MaxBlockSize];          // decayed count of passes that held guess i (1-based)
-    readonly double[] _accepted = new double[MaxBlockSize];       // ... of which guess i was accepted
+    const int TriesPerSize = 3;   // blocks each size gets before the sizer starts choosing
+    const int ExploreEvery = 16;  // then one block in this many tries the size least tried lately
+    const double Decay = 0.95;    // per block of that size
+
+    readonly double[] _cost = new double[CalibratedRows.Length];
+    readonly double[] _tokens = new double[Candidates.Length];
+    readonly double[] _seconds = new double[Candidates.Length];
+    readonly int[] _blocks = new int[Candidates.Length];
+    readonly long[] _lastTried = new long[Candidates.Length];
     readonly object _lock = new();
+    long _choices;
 
     /// <summary>Whether the pass cost has been measured.</summary>
     public bool Calibrated { get; private set; }
@@ -37,6 +48,17 @@ public sealed class BlockSizer
         {
             lock (_lock)
                 return Calibrated ? CalibratedRows.Select((r, i) => (r, _cost[i])).ToDictionary(p => p.r, p => p.Item2) : new Dictionary<int, double>();
+        }
+    }
+
+    /// <summary>Tokens per second each size has made so far (sizes not tried yet are left out).</summary>
+    public IReadOnlyDictionary<int, double> TokensPerSecond
+    {
+        get
+        {
+            lock (_lock)
+                return Candidates.Select((n, i) => (n, i)).Where(p => _seconds[p.i] > 0)
+                    .ToDictionary(p => p.n, p => _tokens[p.i] / _seconds[p.i]);
         }
     }
 
@@ -80,62 +102,40 @@ public sealed class BlockSizer
         }
     }
 
-    /// <summary>Records a pass: how many guesses it verified and how many were accepted; and, when
-    /// <paramref name="seconds"/> is given, its time for a pass of <paramref name="rows"/> rows.</summary>
-    public void Record(int guesses, int accepted, int rows, double? seconds)
+    /// <summary>Records a finished block: its size, the tokens its passes made final and the seconds they took.</summary>
+    public void RecordBlock(int blockSize, int tokens, double seconds)
     {
+        var i = Array.IndexOf(Candidates, blockSize);
+        if (i < 0 || tokens <= 0 || !(seconds > 0)) return;
         lock (_lock)
         {
-            for (var i = 0; i < MaxBlockSize; i++)
-            {
-                _tried[i] *= Decay;
-                _accepted[i] *= Decay;
-            }
-            for (var i = 0; i < Math.Min(guesses, MaxBlockSize); i++)
-            {
-                _tried[i] += 1;
-                if (i < accepted) _accepted[i] += 1;
-            }
-            // Follow the machine: a pass at a calibrated size moves that size's cost a little toward what it took.
-            var index = Array.IndexOf(CalibratedRows, rows);
-            if (Calibrated && index >= 0 && seconds is { } s && s > 0)
-            {
-                _cost[index] = 0.9 * _cost[index] + 0.1 * s;
-                for (var i = index + 1; i < _cost.Length; i++) _cost[i] = Math.Max(_cost[i], _cost[i - 1]);
-                for (var i = index - 1; i >= 0; i--) _cost[i] = Math.Min(_cost[i], _cost[i + 1]);
-            }
+            _tokens[i] = _tokens[i] * Decay + tokens;
+            _seconds[i] = _seconds[i] * Decay + seconds;
+            _blocks[i]++;
         }
     }
 
-    /// <summary>The block size (2..<paramref name="limit"/>) with the most expected accepted tokens per second.</summary>
+    /// <summary>The block size for the next block, at most <paramref name="limit"/>.</summary>
     public int Choose(int limit = MaxBlockSize)
     {
-        limit = Math.Clamp(limit, 2, MaxBlockSize);
         lock (_lock)
         {
-            if (!Calibrated) return Current = Math.Min(16, limit);
-            // Expected tokens of a pass with n-1 guesses: 1 + sum over i < n of P(guesses 1..i all accepted).
-            // Guess i's acceptance is estimated where it was tried; past that, the last estimated ratio continues
-            // (optimistically: a guess never tried is given the chance of the deepest one tried, so blocks can grow).
-            double expected = 1, reach = 1, lastRatio = 0.5, best = 0;
-            var choice = 2;
-            for (var n = 2; n <= limit; n++)
-            {
-                var i = n - 2; // the guess added by growing the block to n
-                var ratio = _tried[i] >= 1 ? _accepted[i] / Math.Max(_tried[i], 1e-9) / Math.Max(i == 0 ? 1 : Chance(i - 1), 1e-9) : lastRatio;
-                ratio = Math.Clamp(ratio, 0, 1);
-                if (_tried[i] >= 1) lastRatio = ratio;
-                reach *= ratio;
-                expected += reach;
-                var rate = expected / Cost(n);
-                if (rate > best * 1.0001) (best, choice) = (rate, n);
-            }
-            return Current = choice;
+            var allowed = Enumerable.Range(0, Candidates.Length).Where(i => Candidates[i] <= Math.Max(limit, Candidates[0]) && Worthwhile(i)).ToList();
+            if (allowed.Count == 0) return Current = Math.Clamp(Math.Min(16, limit), 2, MaxBlockSize);
+            _choices++;
+            // First every size a few times, from the middle outwards (16 first: the usual good size).
+            var untried = allowed.Where(i => _blocks[i] < TriesPerSize).OrderBy(i => Math.Abs(Candidates[i] - 16)).ToList();
+            int pick;
+            if (untried.Count > 0) pick = untried[0];
+            else if (_choices % ExploreEvery == 0) pick = allowed.OrderBy(i => _lastTried[i]).First();
+            else pick = allowed.OrderByDescending(i => _tokens[i] / _seconds[i]).First();
+            _lastTried[pick] = _choices;
+            return Current = Math.Min(Candidates[pick], Math.Max(2, limit));
         }
     }
 
-    // P(guess i accepted) = P(guesses 0..i accepted), as observed.
-    double Chance(int i) => _tried[i] >= 1 ? _accepted[i] / _tried[i] : 0;
+    // A pass of n rows that costs more than n one-row passes loses to autoregressive decoding even if every guess is right.
+    bool Worthwhile(int candidate) => !Calibrated || Cost(Candidates[candidate]) < Candidates[candidate] * _cost[0];
 
     double Cost(int rows)
     {

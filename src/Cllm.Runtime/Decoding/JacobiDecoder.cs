@@ -23,11 +23,12 @@ static class JacobiDecoder
         run.Begin();
         cache.Clear();
         var options = run.Options;
-        // A block size the caller set is kept; otherwise the sizer picks one per block (and may trim a block).
+        // A block size the caller set is kept; otherwise the sizer picks one per block and learns from whole blocks.
         var adaptive = options.BlockSize is null;
         if (adaptive) sizer ??= new BlockSizer();
-        var n = options.BlockSize ?? sizer!.Choose();
+        var n = options.BlockSize ?? 16;
         var clock = new System.Diagnostics.Stopwatch();
+        var (blockTokens, blockSeconds) = (0, 0.0);
         var guessRandom = new Random(unchecked((int)(options.Seed ?? 0)));
         var sampler = new Sampler(options);
 
@@ -47,16 +48,16 @@ static class JacobiDecoder
             if (cancellationToken.IsCancellationRequested) { run.End(FinishReason.Cancelled); yield break; }
             var start = cache.Length;
             if (start + 1 > cache.Capacity) { run.End(FinishReason.Length); yield break; }
-            if (adaptive)
+            if (guesses.Count == 0)
             {
-                n = sizer!.Choose();
-                if (guesses.Count > n - 1)
+                if (adaptive)
                 {
-                    guesses.RemoveRange(n - 1, guesses.Count - (n - 1));
-                    ages.RemoveRange(n - 1, ages.Count - (n - 1));
+                    if (blockTokens > 0) sizer!.RecordBlock(n, blockTokens, blockSeconds);
+                    n = sizer!.Choose();
                 }
+                (blockTokens, blockSeconds) = (0, 0.0);
+                NewBlock(run, n - 1, guesses, ages, guessRandom);
             }
-            if (guesses.Count == 0) NewBlock(run, n - 1, guesses, ages, guessRandom);
 
             // No point guessing past MaxNewTokens or the end of the context.
             var room = Math.Min(run.Remaining - 1, cache.Capacity - start - 1);
@@ -78,8 +79,8 @@ static class JacobiDecoder
             clock.Restart();
             var result = Verify(model, cache, verifier.Tokens, start, verifier, sampler, run, run.Stats.GeneratedTokens, prefill: false);
             var (final, winner, k) = (result.Tokens, result.Draft, result.Accepted);
-            // The pass's cost, and how far into the Jacobi guesses it got (unknown when a pooled branch won).
-            sizer?.Record(winner == 0 ? m : 0, k, verifier.Tokens.Length, clock.Elapsed.TotalSeconds);
+            blockSeconds += clock.Elapsed.TotalSeconds;
+            blockTokens += final.Length;
 
             // Keep the cache entries of the root and the accepted draft tokens, in order.
             if (winner > 0) cache.Move(start + verifier.Row(winner, 0), start + 1, k);
@@ -115,6 +116,8 @@ static class JacobiDecoder
             }
             yield return new TokenChunk(emitted);
         }
+        // The request's last block counts too: answers are often shorter than a block's life.
+        if (adaptive && blockTokens > 0) sizer!.RecordBlock(n, blockTokens, blockSeconds);
     }
 
     /// <summary>Times passes of 1..64 rows after the prompt (their cache entries are dropped again), once per engine.</summary>
