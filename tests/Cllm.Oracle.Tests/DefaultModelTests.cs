@@ -2,7 +2,6 @@ using System.Diagnostics;
 using System.Text.Json;
 using Cllm.Checkpoints;
 using Cllm.Text;
-using Xunit.Abstractions;
 
 namespace Cllm.Oracle.Tests;
 

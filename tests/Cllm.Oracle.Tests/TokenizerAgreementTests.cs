@@ -1,7 +1,6 @@
 using Cllm.Checkpoints;
 using Cllm.Model;
 using Cllm.Text;
-using Xunit.Abstractions;
 
 namespace Cllm.Oracle.Tests;
 

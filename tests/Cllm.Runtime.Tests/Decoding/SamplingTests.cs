@@ -1,7 +1,6 @@
 using Cllm.Decoding;
 using Cllm.Model;
 using Xunit;
-using Xunit.Abstractions;
 using static TorchSharp.torch;
 
 namespace Cllm.Tests.Decoding;

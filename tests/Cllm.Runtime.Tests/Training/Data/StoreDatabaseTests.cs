@@ -4,7 +4,6 @@ using System.Text.Json;
 using System.Text.RegularExpressions;
 using Cllm.Training.Data;
 using Xunit;
-using Xunit.Abstractions;
 
 namespace Cllm.Tests.Training.Data;
 
