@@ -18,10 +18,11 @@ public sealed class DefaultModelTests(ITestOutputHelper output) : IDisposable
 
     readonly string _root = Directory.CreateTempSubdirectory("cllm-oracle-default-").FullName;
 
-    /// <summary>Every held-out prompt for the CLLM model; every third for its base (keeps the suite near a minute).</summary>
+    /// <summary>Every third held-out prompt for the CLLM model, every sixth for its base: about 50 s in CI, where the test
+    /// runs (it used to need an ignored artifacts/ folder and passed without checking when that was absent).</summary>
     [Theory]
-    [InlineData("cllm-tiny", 1)]
-    [InlineData("cllm-tiny-base", 3)]
+    [InlineData("cllm-tiny", 3)]
+    [InlineData("cllm-tiny-base", 6)]
     public void GreedyAnswersToHeldOutPromptsEqualLlamaCpp(string name, int every)
     {
         var repo = OracleModels.RepositoryRoot();
