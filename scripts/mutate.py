@@ -58,6 +58,7 @@ GW = "src/Cllm.Runtime/Checkpoints/GgufWriter.cs"
 ST = "src/Cllm.Runtime/Checkpoints/SafeTensors.cs"
 STD = "src/Cllm.Runtime/Checkpoints/SafeTensorsDType.cs"
 HF = "src/Cllm.Runtime/Checkpoints/HfCheckpoint.cs"
+MF = "src/Cllm.Runtime/Checkpoints/ModelFiles.cs"
 SD = "src/Cllm.Runtime/Text/StreamingDetokenizer.cs"
 CF = "src/Cllm.Runtime/Text/CllmChatFormat.cs"
 CC = "src/Cllm.Extensions.AI/CllmChatClient.cs"
@@ -177,6 +178,11 @@ MUTANTS = [
     ("shards-split-at-equal", "checkpoints", HF,
      "if (currentBytes + bytes > maxShardBytes)",
      "if (currentBytes + bytes >= maxShardBytes)", CHECKPOINTS),
+    ("checkpoint-norms-swapped-on-load", "checkpoints", MF,
+     'ours[o + "attention_norm.weight"] = Take(h + "input_layernorm.weight", [d]);\n'
+     '            ours[o + "ffn_norm.weight"] = Take(h + "post_attention_layernorm.weight", [d]);',
+     'ours[o + "ffn_norm.weight"] = Take(h + "input_layernorm.weight", [d]);\n'
+     '            ours[o + "attention_norm.weight"] = Take(h + "post_attention_layernorm.weight", [d]);', CHECKPOINTS),
     ("stale-index-kept", "checkpoints", HF,
      "            File.Delete(index);\n",
      "", CHECKPOINTS),
