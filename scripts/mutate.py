@@ -260,12 +260,45 @@ def run(cmd, cwd, timeout=None):
         return 124, out, time.time() - start, True
 
 
-def build(copy, project):
-    return run(["dotnet", "build", project, "-nologo", "-v", "q", "-p:TreatWarningsAsErrors=false"], copy)
+def build(copy, project, restore=False):
+    # Mutants only touch source files: after the baseline build, restoring again is wasted time.
+    return run(["dotnet", "build", project, "-nologo", "-v", "q", "-p:TreatWarningsAsErrors=false"]
+               + ([] if restore else ["--no-restore"]), copy)
+
+
+def build_with_retry(copy, project):
+    """A build that fails for a reason outside the mutant (another build holding a lock on a shared machine) is
+    retried once after a pause; the first error line is kept for the report."""
+    rc, out, _, _ = build(copy, project)
+    if rc != 0:
+        time.sleep(20)
+        rc, out, _, _ = build(copy, project)
+    errors = re.findall(r"error [A-Z]+\d+: [^\[]*", out)
+    return rc, (errors[0].strip() if errors else out.strip().splitlines()[-1:] or [""])[0] if rc != 0 else ""
+
+
+def previous_results(path):
+    """The rows of an earlier report (for --merge): id -> entry."""
+    rows = {}
+    if not os.path.exists(path):
+        return rows
+    for line in open(path):
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 7 and cells[0] in {m[0] for m in MUTANTS}:
+            file = next(m[2] for m in MUTANTS if m[0] == cells[0])
+            rows[cells[0]] = {"id": cells[0], "area": cells[1], "file": file, "result": cells[3],
+                              "runs": int(cells[4] or 0), "failing": [f for f in cells[5].split(", ") if f],
+                              "seconds": float(cells[6] or 0)}
+    return rows
 
 
 def failing_tests(output):
-    names = re.findall(r"^\s+Failed (\S+)", output, re.M)
+    # "  Failed Namespace.Class.Method(arg: value, ...) [12 ms]": the method names, without arguments.
+    names = []
+    for full in re.findall(r"^\s+Failed (\S.*?) \[[^\]]+\]\s*$", output, re.M):
+        name = full.split("(")[0].split(".")[-1]
+        if name not in names:
+            names.append(name)
     return names[:2]
 
 
@@ -318,6 +351,8 @@ def main():
     ap.add_argument("--list", action="store_true")
     ap.add_argument("--report", default="docs/mutation-report.md")
     ap.add_argument("--note", default="")
+    ap.add_argument("--merge", action="store_true",
+                    help="keep the results of mutants not run now from the existing report (e.g. after --only)")
     args = ap.parse_args()
 
     repo = subprocess.run(["git", "rev-parse", "--show-toplevel"], capture_output=True, text=True, check=True).stdout.strip()
@@ -356,10 +391,19 @@ def main():
     print(f"copying the working tree to {copy}", flush=True)
     copy_tree(repo, copy)
     report = os.path.join(repo, args.report)
+    earlier = previous_results(report) if args.merge else {}
     results = []
+
+    def save():
+        rerun = {r["id"] for r in results}
+        merged = [earlier[m[0]] for m in MUTANTS if m[0] in earlier and m[0] not in rerun] + results
+        merged.sort(key=lambda r: [m[0] for m in MUTANTS].index(r["id"]))
+        total = selected if not earlier else [m for m in MUTANTS if m[0] in rerun or m[0] in earlier]
+        write_report(report, merged, total, started, commit, args.note)
+
     try:
         for project in sorted({p for m in selected for p, _ in m[5]}):
-            rc, out, secs, _ = build(copy, project)
+            rc, out, secs, _ = build(copy, project, restore=True)
             print(f"baseline build of {project}: rc {rc} ({secs:.0f} s)", flush=True)
             if rc != 0:
                 sys.exit("the unmutated copy does not build:\n" + out[-3000:])
@@ -377,9 +421,10 @@ def main():
                 try:
                     entry["result"] = "missed"
                     for project, test_filter in selections:
-                        rc, out, _, _ = build(copy, project)
+                        rc, error = build_with_retry(copy, project)
                         if rc != 0:
                             entry["result"] = "invalid"
+                            entry["failing"] = ["build: " + error.replace("|", "/")[:100]]
                             break
                         entry["runs"] += 1
                         rc, out, _, timed_out = run(["dotnet", "test", project, "--no-build", "--filter", test_filter],
@@ -398,7 +443,7 @@ def main():
             results.append(entry)
             print(f"[{i + 1}/{len(selected)}] {mid}: {entry['result']} ({entry['seconds']:.0f} s) {' '.join(entry['failing'])}",
                   flush=True)
-            write_report(report, results, selected, started, commit, args.note)
+            save()
     finally:
         if not args.keep:
             shutil.rmtree(copy, ignore_errors=True)

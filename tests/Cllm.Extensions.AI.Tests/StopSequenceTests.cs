@@ -19,7 +19,8 @@ public sealed class StopSequenceTests : IDisposable
     readonly ScriptedModel _model = new(Script);
     readonly CllmChatClient _client;
 
-    public StopSequenceTests() => _client = new CllmChatClient(new CllmChatClientOptions { ModelPath = _model.Directory, ChatFormat = "cllm" });
+    public StopSequenceTests() =>
+        _client = new CllmChatClient(new CllmChatClientOptions { ModelPath = _model.Directory, ChatFormat = "cllm" });
 
     public void Dispose()
     {

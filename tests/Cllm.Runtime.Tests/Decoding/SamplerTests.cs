@@ -87,8 +87,10 @@ public sealed class SamplerTests
             if (expected[i] == 0) Assert.Equal(0, counts[i]); // filtered-out tokens are never drawn
 
         var (statistic, dof) = SamplingTests.ChiSquare(counts, expected, draws);
-        Assert.True(statistic < SamplingTests.ChiSquareCritical(dof), $"chi-square {statistic:F1} over {dof} dof: counts [{string.Join(",", counts)}]");
-        var (wrong, wrongDof) = SamplingTests.ChiSquare(counts, ReferenceDistribution.Of(Logits, temperature * 1.3, topK, topP), draws);
+        Assert.True(statistic < SamplingTests.ChiSquareCritical(dof),
+            $"chi-square {statistic:F1} over {dof} dof: counts [{string.Join(",", counts)}]");
+        var hotter = ReferenceDistribution.Of(Logits, temperature * 1.3, topK, topP);
+        var (wrong, wrongDof) = SamplingTests.ChiSquare(counts, hotter, draws);
         Assert.True(wrong > SamplingTests.ChiSquareCritical(wrongDof), "the test cannot tell a 30% temperature change apart");
     }
 }

@@ -190,7 +190,8 @@ public sealed class ObjectiveTests
         }
         var terms = all.Select(Terms).ToArray();
 
-        var objective = Objectives.Consistency(model, all, ConsistencyKind.Global, arWeight: 0.5, seed: 9, batchSize: 2, labelSmoothing: 0.1);
+        var objective = Objectives.Consistency(model, all, ConsistencyKind.Global, arWeight: 0.5, seed: 9, batchSize: 2,
+            labelSmoothing: 0.1);
         var mixed = 0;
         for (var micro = 0; micro < 6; micro++)
         {
@@ -205,7 +206,8 @@ public sealed class ObjectiveTests
                                  && Math.Abs(ar - result.Parts["ar"]) <= Tolerance * Math.Max(1, ar)
                                  && Math.Abs(consistency + 0.5 * ar - result.Loss.item<float>()) <= Tolerance * 2
                            select (i, j)).ToList();
-            Assert.True(matches.Count > 0, $"micro-batch {micro}: consistency {result.Parts!["consistency"]}, AR {result.Parts["ar"]} " +
+            Assert.True(matches.Count > 0,
+                $"micro-batch {micro}: consistency {result.Parts!["consistency"]}, AR {result.Parts["ar"]} " +
                                           "match no pair of hand-built trajectories");
             if (matches.Any(m => all[m.i].Prompt.Length != all[m.j].Prompt.Length)) mixed++;
         }
@@ -239,7 +241,8 @@ public sealed class ObjectiveTests
             for (var v = 0; v < Vocab; v++)
             {
                 var expected = mask[r] ? (Math.Exp(ps[v]) - Math.Exp(pt[v])) / counted.Length : 0;
-                Assert.True(Math.Abs(expected - grad[r * Vocab + v]) < 1e-6, $"gradient at row {r}, token {v}: {grad[r * Vocab + v]} vs {expected}");
+                Assert.True(Math.Abs(expected - grad[r * Vocab + v]) < 1e-6,
+                    $"gradient at row {r}, token {v}: {grad[r * Vocab + v]} vs {expected}");
             }
         }
         Assert.True(target.grad is null || target.grad.abs().max().item<float>() == 0, "a gradient reached the target");
@@ -282,7 +285,8 @@ public sealed class ObjectiveTests
                          where count == result.Tokens
                                && Math.Abs((terms[i].Sum + terms[j].Sum) / count - result.Loss.item<float>()) <= Tolerance * 4
                          select (i, j)).ToList();
-            Assert.True(pairs.Count > 0, $"micro-batch {micro}: loss {result.Loss.item<float>()} over {result.Tokens} tokens matches no pair");
+            Assert.True(pairs.Count > 0,
+                $"micro-batch {micro}: loss {result.Loss.item<float>()} over {result.Tokens} tokens matches no pair");
             if (pairs.Any(p => p.i != p.j)) mixed++;
         }
         Assert.True(mixed > 0, "no micro-batch mixed the two lengths");
