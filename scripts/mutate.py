@@ -14,7 +14,8 @@ Not part of CI (each mutant costs a build, about a minute). On a shared machine 
     nice -n 19 python3 scripts/mutate.py --only sampler-temperature-twice,objective-mask-from-zero
     python3 scripts/mutate.py --list                     # the mutants, no build
 Options: --limit N (first N selected), --areas decoding,model,... , --timeout S (per test run, default 600),
---keep (leave the temporary copy), --report PATH.
+--keep (leave the temporary copy), --copy DIR (reuse a kept copy), --merge (keep earlier results of
+mutants not run now), --report PATH.
 """
 import argparse
 import datetime
@@ -348,6 +349,8 @@ def main():
     ap.add_argument("--limit", type=int)
     ap.add_argument("--timeout", type=int, default=600)
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--copy", help="reuse (and keep) this copy from an earlier --keep run: its builds are warm; "
+                                   "its source files are refreshed from the working tree first")
     ap.add_argument("--list", action="store_true")
     ap.add_argument("--report", default="docs/mutation-report.md")
     ap.add_argument("--note", default="")
@@ -387,7 +390,9 @@ def main():
     if dirty:
         commit += " (with uncommitted changes)"
     started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
-    copy = tempfile.mkdtemp(prefix="cllm-mutate-")
+    copy = args.copy or tempfile.mkdtemp(prefix="cllm-mutate-")
+    if args.copy:
+        args.keep = True
     print(f"copying the working tree to {copy}", flush=True)
     copy_tree(repo, copy)
     report = os.path.join(repo, args.report)
