@@ -39,7 +39,8 @@ MODEL = [(RUNTIME, "FullyQualifiedName~Cllm.Tests.Model|FullyQualifiedName~Cllm.
          (ORACLE, "FullyQualifiedName~LogitAgreementTests|FullyQualifiedName~GreedyAgreementTests")]
 CHECKPOINTS = [(RUNTIME, "FullyQualifiedName~Cllm.Tests.Checkpoints"),
                (ORACLE, "FullyQualifiedName~ExportTests|FullyQualifiedName~LogitAgreementTests")]
-TEXT = [(RUNTIME, "FullyQualifiedName~Cllm.Tests.Text"),
+# (The Runtime project's Text/ChatFormatTests live in the Cllm.Tests.Training.Data namespace.)
+TEXT = [(RUNTIME, "FullyQualifiedName~Cllm.Tests.Text|FullyQualifiedName~ChatFormatTests"),
         (CLIENT, "FullyQualifiedName~StopSequenceTests|FullyQualifiedName~ChatFormatTests")]
 CHAT = [(CLIENT, "FullyQualifiedName~StopSequenceTests|FullyQualifiedName~ChatClientTests"
                  "|FullyQualifiedName~ToolCallingTests|FullyQualifiedName~ChatFormatTests")]
