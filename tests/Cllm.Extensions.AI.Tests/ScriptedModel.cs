@@ -9,8 +9,9 @@ namespace Cllm.Extensions.AI.Tests;
 /// A real model folder (weights + the built-in SentencePiece tokenizer) whose weights are set by hand so that its
 /// greedy output is a chosen text: every attention and feed-forward weight is zero (each block adds nothing to
 /// the residual), each token of the script has its own embedding axis, and the output head maps token i's axis
-/// to token i + 1. Any other token (the end of any prompt) leads to the script's first token. The script's
-/// tokens must be distinct, since the next token depends on the current one only.
+/// to token i + 1, and the last token to the end-of-sequence token. Any other token (the end of any prompt) leads
+/// to the script's first token. The script's tokens must be distinct, since the next token depends on the
+/// current one only.
 /// </summary>
 sealed class ScriptedModel : IDisposable
 {
@@ -41,7 +42,7 @@ sealed class ScriptedModel : IDisposable
             {
                 embeddings[Tokens[i], 0] = 0;
                 embeddings[Tokens[i], i + 1] = 1;
-                if (i + 1 < Tokens.Length) head[Tokens[i + 1], i + 1] = 10;
+                head[i + 1 < Tokens.Length ? Tokens[i + 1] : config.EosTokenIds[0], i + 1] = 10;
             }
         }
         ModelFiles.Save(model, Directory);

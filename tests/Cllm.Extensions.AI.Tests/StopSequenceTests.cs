@@ -87,6 +87,26 @@ public sealed class StopSequenceTests : IDisposable
         Assert.Equal(_model.Tokens.Length, response.Usage!.OutputTokenCount);
     }
 
+    [Fact]
+    public async Task TheEndOfSequenceTokenEndsTheAnswerAndIsNotShown()
+    {
+        var full = string.Concat(await Pieces());
+        foreach (var decoder in new[] { "ar", "jacobi" })
+        {
+            var options = Options(decoder);
+            options.MaxOutputTokens = _model.Tokens.Length + 8;
+            var pieces = new List<string>();
+            ChatFinishReason? reason = null;
+            await foreach (var update in _client.GetStreamingResponseAsync([new(ChatRole.User, "Write.")], options))
+            {
+                pieces.Add(update.Text);
+                reason = update.FinishReason ?? reason;
+            }
+            Assert.Equal(full, string.Concat(pieces));
+            Assert.Equal(ChatFinishReason.Stop, reason);
+        }
+    }
+
     [Theory]
     [InlineData(1)]
     [InlineData(2)]
@@ -123,6 +143,7 @@ public sealed class StopSequenceTests : IDisposable
         await Check(full, ["big", "big red"], "the shorter one first");
         await Check(full, ["big redder", "big r"], "the longer one never matches, the shorter one does");
         await Check(full, ["fox", "our big red fox"], "a later stop that contains an earlier match");
+        await Check(full, ["our big red fox", "fox"], "the same, listed the other way round");
         await Check(full, ["dogs.!"], "a near miss at the very end: all of the answer is shown");
         await Check(full, ["lazy dogs. Then"], "a near miss longer than the rest of the answer");
         await Check(full, ["s", "six"], "a one-character stop");
