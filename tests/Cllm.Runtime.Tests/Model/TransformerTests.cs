@@ -1,4 +1,5 @@
 using Cllm.Model;
+using Cllm.Native;
 using TorchSharp;
 using Xunit;
 using static TorchSharp.torch;
@@ -154,6 +155,7 @@ public sealed class TransformerTests
     {
         const int size = 8;
         const double eps = 1e-3; // large enough that dropping it shows
+        TorchNative.EnsureLoaded(); // the first TorchSharp call of a test run may be this one
         var norm = new RmsNorm(size, eps, float32, CPU);
         var random = new Random(2);
         var weights = Enumerable.Range(0, size).Select(_ => 0.5 + random.NextDouble()).ToArray();
