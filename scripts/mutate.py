@@ -19,6 +19,7 @@ mutants not run now), --report PATH.
 """
 import argparse
 import datetime
+import filecmp
 import os
 import re
 import shutil
@@ -310,9 +311,12 @@ def copy_tree(repo, dest):
     for f in files:
         if not f or not os.path.isfile(os.path.join(repo, f)):
             continue
-        target = os.path.join(dest, f)
+        source, target = os.path.join(repo, f), os.path.join(dest, f)
+        # Only changed files, with a fresh time stamp: a reused copy's incremental build must see them.
+        if os.path.exists(target) and filecmp.cmp(source, target, shallow=False):
+            continue
         os.makedirs(os.path.dirname(target), exist_ok=True)
-        shutil.copy2(os.path.join(repo, f), target)
+        shutil.copy(source, target)
 
 
 def write_report(path, results, selected, started, commit, note):
