@@ -62,7 +62,11 @@ public sealed class RegistrationTests
         });
         Assert.Equal(ar.Text, lookahead.Text);
         Assert.Equal(12, lookahead.Usage!.OutputTokenCount);
-        Assert.True(lookahead.Usage.AdditionalCounts!.ContainsKey(CllmChatClient.PooledTokensCount));
+        // Every token comes from a pass (the prefill makes the first) or was a guess a pass accepted; pooled
+        // n-grams are some of the accepted guesses.
+        var counts = lookahead.Usage.AdditionalCounts!;
+        Assert.Equal(12, counts[CllmChatClient.ForwardPassesCount] + counts[CllmChatClient.FastForwardedTokensCount]);
+        Assert.InRange(counts[CllmChatClient.PooledTokensCount], 0, counts[CllmChatClient.FastForwardedTokensCount]);
     }
 
     [Fact]

@@ -34,7 +34,8 @@ static class TestModels
 
     static string MakeRandom()
     {
-        var dir = Path.Combine(Path.GetTempPath(), "cllm-extensions-ai-tests-random-v1");
+        // v2: random norm weights (a folder made by an older InitializeRandom is not reused).
+        var dir = Path.Combine(Path.GetTempPath(), "cllm-extensions-ai-tests-random-v2");
         if (!File.Exists(Path.Combine(dir, "config.json")))
         {
             var staging = dir + "-" + Guid.NewGuid().ToString("N");

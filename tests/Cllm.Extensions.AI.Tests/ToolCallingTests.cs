@@ -91,7 +91,10 @@ public sealed class ToolCallingTests : IDisposable
         Assert.Equal(ChatFinishReason.Stop, response.FinishReason);
         Assert.Contains("Denver", response.Text);
         Assert.Contains("sunny", response.Text); // DemoTools.WeatherJson("Denver")'s forecast
-        Assert.True(response.Usage!.TotalTokenCount > 0);
+        // Both model calls' usage, added up: the prompts (with the tool definitions) outweigh the answers.
+        var usage = response.Usage!;
+        Assert.Equal(usage.InputTokenCount + usage.OutputTokenCount, usage.TotalTokenCount);
+        Assert.InRange(usage.OutputTokenCount!.Value, 10, usage.InputTokenCount!.Value);
     }
 
     [Fact]
@@ -123,7 +126,8 @@ public sealed class ToolCallingTests : IDisposable
         var response = await agent.RunAsync("What is the status of order 17?");
         Assert.Equal(["get_order_status(17)"], plugin.Calls);
         Assert.Contains("Order 17", response.Text);
-        Assert.True(response.Usage!.OutputTokenCount > 0);
+        Assert.InRange(response.Usage!.OutputTokenCount!.Value, 10, response.Usage.InputTokenCount!.Value);
+        Assert.Equal(response.Usage.InputTokenCount + response.Usage.OutputTokenCount, response.Usage.TotalTokenCount);
     }
 
     [Fact]

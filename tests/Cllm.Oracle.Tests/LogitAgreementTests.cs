@@ -1,5 +1,4 @@
 using Cllm.Model;
-using Xunit.Abstractions;
 using static TorchSharp.torch;
 
 namespace Cllm.Oracle.Tests;

@@ -98,8 +98,10 @@ public sealed class Transformer : nn.Module
         return output is null ? F.linear(x, tok_embeddings.Weight) : output.forward(x);
     }
 
-    /// <summary>Fills every weight from a seeded normal distribution (norms at 1): random models for tests and
-    /// benchmarks, and the starting point of pre-training.</summary>
+    /// <summary>Fills every weight from a seeded normal distribution N(0, std), and each RMSNorm weight from
+    /// 1 + N(0, <see cref="NormWeightSpread"/>): random models for tests and benchmarks, and the starting point of
+    /// pre-training. Norm weights near 1 (not all exactly 1) keep the start close to the usual one while making
+    /// every random-model test, checkpoint round trip and oracle comparison depend on the norms being applied.</summary>
     public void InitializeRandom(long seed, double std = 0.02)
     {
         using var _ = no_grad();
@@ -107,11 +109,14 @@ public sealed class Transformer : nn.Module
         foreach (var (name, p) in named_parameters())
         {
             using var value = name.EndsWith("norm.weight", StringComparison.Ordinal)
-                ? ones(p.shape, float32)
+                ? normal(1, NormWeightSpread, p.shape, float32, generator: generator)
                 : normal(0, std, p.shape, float32, generator: generator);
             p.copy_(value);
         }
     }
+
+    /// <summary>The standard deviation of random RMSNorm weights around 1.</summary>
+    public const double NormWeightSpread = 0.1;
 
     protected override void Dispose(bool disposing)
     {

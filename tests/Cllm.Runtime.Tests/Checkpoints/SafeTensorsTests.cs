@@ -5,7 +5,6 @@ using Cllm.Checkpoints;
 using Cllm.Native;
 using TorchSharp;
 using Xunit;
-using Xunit.Abstractions;
 using static TorchSharp.torch;
 
 namespace Cllm.Tests.Checkpoints;

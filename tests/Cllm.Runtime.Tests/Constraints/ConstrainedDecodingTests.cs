@@ -5,7 +5,6 @@ using Cllm.Model;
 using Cllm.Text;
 using Cllm.Training.Data;
 using Xunit;
-using Xunit.Abstractions;
 
 namespace Cllm.Tests.Constraints;
 

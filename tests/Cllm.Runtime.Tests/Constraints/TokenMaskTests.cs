@@ -3,7 +3,6 @@ using System.Text;
 using Cllm.Constraints;
 using Cllm.Text;
 using Xunit;
-using Xunit.Abstractions;
 
 namespace Cllm.Tests.Constraints;
 

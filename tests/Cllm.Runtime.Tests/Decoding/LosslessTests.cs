@@ -1,7 +1,6 @@
 using Cllm.Decoding;
 using Cllm.Model;
 using Xunit;
-using Xunit.Abstractions;
 
 namespace Cllm.Tests.Decoding;
 

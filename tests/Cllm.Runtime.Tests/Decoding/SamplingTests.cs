@@ -1,7 +1,6 @@
 using Cllm.Decoding;
 using Cllm.Model;
 using Xunit;
-using Xunit.Abstractions;
 using static TorchSharp.torch;
 
 namespace Cllm.Tests.Decoding;
@@ -146,10 +145,13 @@ public sealed class SamplingTests(ITestOutputHelper output)
             rows[i, Prompt.Length + 1] = i / Vocab % Vocab;
             rows[i, Prompt.Length + 2] = i % Vocab;
         }
-        var logits = model.ForwardTraining(tensor(rows)).narrow(1, Prompt.Length - 1, 4);
-        var probs = Sampler.Probabilities(logits, options);
-        probs = (probs / probs.sum(-1, keepdim: true)).to(float64);
-        var p = probs.data<double>().ToArray(); // [prefix, 4 positions, Vocab]
+        var logits = model.ForwardTraining(tensor(rows)).narrow(1, Prompt.Length - 1, 4).to(float64).contiguous();
+        var flat = logits.data<double>().ToArray(); // [prefix, 4 positions, Vocab]
+        // The sampler's own filter is not used: each row's distribution comes from the textbook definitions.
+        var p = new double[flat.Length];
+        for (var row = 0; row < flat.Length / Vocab; row++)
+            ReferenceDistribution.Of(flat.AsSpan(row * Vocab, Vocab).ToArray(), options.Temperature, options.TopK, options.TopP)
+                .CopyTo(p, row * Vocab);
         double P(int prefix, int position, int token) => p[(prefix * 4 + position) * Vocab + token];
         var joint = new double[prefixes * Vocab];
         for (var t1 = 0; t1 < Vocab; t1++)
@@ -162,7 +164,7 @@ public sealed class SamplingTests(ITestOutputHelper output)
     }
 
     /// <summary>Pearson's statistic over the outcomes, those expected fewer than 5 times pooled into one cell.</summary>
-    static (double Statistic, int Dof) ChiSquare(int[] counts, double[] p, int n)
+    internal static (double Statistic, int Dof) ChiSquare(int[] counts, double[] p, int n)
     {
         double statistic = 0, pooledExpected = 0;
         int pooledObserved = 0, cells = 0;
@@ -182,7 +184,7 @@ public sealed class SamplingTests(ITestOutputHelper output)
     }
 
     /// <summary>The chi-square quantile at p = 0.001 (Wilson-Hilferty).</summary>
-    static double ChiSquareCritical(int dof)
+    internal static double ChiSquareCritical(int dof)
     {
         const double z = 3.09;
         var a = 2.0 / (9 * dof);

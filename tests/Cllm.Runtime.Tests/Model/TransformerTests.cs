@@ -1,4 +1,5 @@
 using Cllm.Model;
+using Cllm.Native;
 using TorchSharp;
 using Xunit;
 using static TorchSharp.torch;
@@ -147,5 +148,51 @@ public sealed class TransformerTests
         e = Assert.Throws<InvalidDataException>(() => ModelConfig.FromJson(json, "x/config.json"));
         Assert.Contains("yarn", e.Message);
         Assert.Contains("x/config.json", e.Message);
+    }
+
+    [Fact]
+    public void RmsNormScalesEachFeatureByItsWeightAfterDividingByTheRootMeanSquare()
+    {
+        const int size = 8;
+        const double eps = 1e-3; // large enough that dropping it shows
+        TorchNative.EnsureLoaded(); // the first TorchSharp call of a test run may be this one
+        var norm = new RmsNorm(size, eps, float32, CPU);
+        var random = new Random(2);
+        var weights = Enumerable.Range(0, size).Select(_ => 0.5 + random.NextDouble()).ToArray();
+        var input = Enumerable.Range(0, 3 * size).Select(_ => random.NextDouble() * 0.2 - 0.1).ToArray();
+        using (no_grad()) norm.parameters().Single().copy_(tensor(weights, float32));
+        var actual = norm.forward(tensor(input, [3, size], float32)).to(float64).data<double>().ToArray();
+        for (var row = 0; row < 3; row++)
+        {
+            var meanSquare = Enumerable.Range(0, size).Average(i => input[row * size + i] * input[row * size + i]);
+            for (var i = 0; i < size; i++)
+            {
+                var expected = input[row * size + i] / Math.Sqrt(meanSquare + eps) * weights[i];
+                Assert.True(Math.Abs(expected - actual[row * size + i]) < 1e-5, $"row {row}, feature {i}: {actual[row * size + i]} vs {expected}");
+            }
+        }
+    }
+
+    [Fact]
+    public void RandomModelsHaveNormWeightsSpreadAroundOne()
+    {
+        using var model = TestModels.Create("gqa-tied", seed: 3);
+        var norms = model.named_parameters().Where(p => p.name.EndsWith("norm.weight", StringComparison.Ordinal)).ToList();
+        Assert.Equal(2 * model.Config.NumLayers + 1, norms.Count);
+        foreach (var (name, weight) in norms)
+        {
+            var values = weight.to(float64).data<double>().ToArray();
+            var mean = values.Average();
+            var spread = Math.Sqrt(values.Average(v => (v - mean) * (v - mean)));
+            Assert.True(Math.Abs(mean - 1) < 0.05, $"{name}: mean {mean}");
+            Assert.InRange(spread, 0.5 * Transformer.NormWeightSpread, 1.5 * Transformer.NormWeightSpread);
+        }
+
+        // The same seed gives the same weights; another seed other ones.
+        using var again = TestModels.Create("gqa-tied", seed: 3);
+        using var other = TestModels.Create("gqa-tied", seed: 4);
+        var first = norms[0].parameter;
+        Assert.True(first.equal(again.named_parameters().First(p => p.name == norms[0].name).parameter).all().item<bool>());
+        Assert.False(first.equal(other.named_parameters().First(p => p.name == norms[0].name).parameter).all().item<bool>());
     }
 }

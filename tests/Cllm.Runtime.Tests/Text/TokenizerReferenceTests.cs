@@ -2,7 +2,6 @@ using System.IO.Compression;
 using System.Text.Json;
 using Cllm.Text;
 using Xunit;
-using Xunit.Abstractions;
 
 namespace Cllm.Tests.Text;
 

@@ -4,7 +4,6 @@ using Cllm.Tests.Checkpoints;
 using Cllm.Training;
 using TorchSharp;
 using Xunit;
-using Xunit.Abstractions;
 using static TorchSharp.torch;
 
 namespace Cllm.Tests.Training;

@@ -2,7 +2,6 @@ using System.Text.RegularExpressions;
 using Cllm.Text;
 using Cllm.Training.Data;
 using Xunit;
-using Xunit.Abstractions;
 
 namespace Cllm.Tests.Training.Data;
 
