@@ -16,7 +16,7 @@ double seconds = args.Length > 2 ? double.Parse(args[2], CultureInfo.InvariantCu
 double cancelShare = args.Length > 3 ? double.Parse(args[3], CultureInfo.InvariantCulture) : 0.3;
 int maxTokens = args.Length > 4 ? int.Parse(args[4], CultureInfo.InvariantCulture) : 48;
 
-using var client = new CllmChatClient(new CllmChatClientOptions { ModelPath = model, Threads = 1 });
+using var client = new CllmChatClient(new CllmChatClientOptions { ModelPath = model, Engine = new EngineOptions { Threads = 1 } });
 // Held-out sql and math questions (system + user turns; the tool domain needs tool results to go on).
 var prompts = new TaskGenerator(7).Generate(48, Split.HeldOut).Where(c => c.Domain != "tool")
     .Select(c => c.Turns.TakeWhile(t => t.Role is "system" or "user")
