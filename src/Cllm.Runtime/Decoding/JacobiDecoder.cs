@@ -39,7 +39,7 @@ static class JacobiDecoder
         pool?.AddAll(run.Context);
         yield return new TokenChunk(emitted);
 
-        if (adaptive && !sizer!.Calibrated) Calibrate(model, cache, run, sizer);
+        if (adaptive && !sizer!.Calibrated) Calibrate(model, cache, run, sizer, cancellationToken);
 
         var guesses = new List<int>(n);
         var ages = new List<int>(n); // passes that have predicted each guess's current value in a row; 0 = initial guess
@@ -121,17 +121,27 @@ static class JacobiDecoder
     }
 
     /// <summary>Times passes of 1..64 rows after the prompt (their cache entries are dropped again), once per engine.</summary>
-    static void Calibrate(Transformer model, KvCache cache, Run run, BlockSizer sizer)
+    /// <remarks>Cancellation (or the engine's Dispose) stops it between passes, as it stops decoding; the sizer then
+    /// stays uncalibrated and a later request calibrates it.</remarks>
+    static void Calibrate(Transformer model, KvCache cache, Run run, BlockSizer sizer, CancellationToken cancellationToken)
     {
         var start = cache.Length;
         if (start + BlockSizer.MaxBlockSize > cache.Capacity) return; // no room: calibrate on a later, shorter request
         var context = run.Context;
         var tokens = Enumerable.Range(0, BlockSizer.MaxBlockSize).Select(i => context[i % context.Count]).ToArray();
-        sizer.Calibrate(rows =>
+        try
         {
-            Decoder.Pass(model, cache, tokens.AsSpan(0, rows), start, lastOnly: false, logits => Decoder.Argmax(logits));
-            cache.Truncate(start);
-        });
+            sizer.Calibrate(rows =>
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                Decoder.Pass(model, cache, tokens.AsSpan(0, rows), start, lastOnly: false, logits => Decoder.Argmax(logits));
+                cache.Truncate(start);
+            });
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            cache.Truncate(start); // the decoding loop sees the cancellation next
+        }
     }
 
     readonly record struct Verified(int[] Tokens, int Draft, int Accepted, int[] Argmax);
