@@ -97,6 +97,22 @@ public sealed class SafeTensorsTests
         Assert.Equal(baseline, TensorAssert.LiveTensors());
     }
 
+    [Theory]
+    [InlineData(20)] // more bytes than [2, 2] F32 needs: later tensors would be read from the wrong place
+    [InlineData(12)] // fewer
+    public void ASpanThatDoesNotMatchTheShapeIsRefused(int spanBytes)
+    {
+        TorchNative.EnsureLoaded();
+        using var folder = new TempFolder();
+        var path = folder.File("span.safetensors");
+        var json = "{\"w\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[0," + spanBytes + "]}}";
+        File.WriteAllBytes(path, SafeTensorsFile(json, new byte[spanBytes]));
+        var error = Assert.Throws<InvalidDataException>(() => SafeTensors.Read(path));
+        Assert.Contains("'w'", error.Message);
+        Assert.Contains("need 16 bytes", error.Message);
+        Assert.Contains($"span {spanBytes} bytes", error.Message);
+    }
+
     [Fact]
     public void ReadsAFileBuiltByHandFromTheSpec()
     {
