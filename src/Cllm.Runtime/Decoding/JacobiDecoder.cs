@@ -120,7 +120,7 @@ static class JacobiDecoder
         if (adaptive && blockTokens > 0) sizer!.RecordBlock(n, blockTokens, blockSeconds);
     }
 
-    /// <summary>Times passes of 1..64 rows after the prompt (their cache entries are dropped again), once per engine.</summary>
+    /// <summary>Times passes of 1..32 rows after the prompt (their cache entries are dropped again), once per engine.</summary>
     /// <remarks>Cancellation (or the engine's Dispose) stops it between passes, as it stops decoding; the sizer then
     /// stays uncalibrated and a later request calibrates it.</remarks>
     static void Calibrate(Transformer model, KvCache cache, Run run, BlockSizer sizer, CancellationToken cancellationToken)
