@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.Json.Nodes;
 using Xunit;
 
@@ -15,17 +14,7 @@ public sealed class ReliabilityCliTests : IDisposable
         catch (IOException) { }
     }
 
-    static (int Code, string Out, string Err) Cllm(params string[] args)
-    {
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "cllm.dll"));
-        foreach (var a in args) start.ArgumentList.Add(a);
-        using var process = Process.Start(start)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        process.WaitForExit();
-        return (process.ExitCode, stdout.Result, stderr.Result);
-    }
+    static (int Code, string Out, string Err) Cllm(params string[] args) => CllmProcess.Run(args);
 
     string Model()
     {

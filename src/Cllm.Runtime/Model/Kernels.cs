@@ -148,19 +148,10 @@ static unsafe class Kernels
     static float Widen(ushort bits) => BitConverter.Int32BitsToSingle(bits << 16);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static ushort ToBf16(float value)
-    {
-        if (float.IsNaN(value)) return 0x7FC0;
-        var bits = BitConverter.SingleToUInt32Bits(value);
-        return (ushort)((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16);
-    }
+    static ushort ToBf16(float value) => LinearKernel.ToBf16(value);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static float RoundBf16(float value) => Widen(ToBf16(value));
 
-    static byte* Pointer(Tensor t)
-    {
-        using var first = t.numel() * t.ElementSize > int.MaxValue ? t.view(-1).narrow(0, 0, 1) : null;
-        fixed (byte* p = (first ?? t).bytes) return p;
-    }
+    static byte* Pointer(Tensor t) => (byte*)LinearKernel.Pointer(t);
 }

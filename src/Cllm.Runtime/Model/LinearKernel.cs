@@ -68,9 +68,11 @@ static unsafe class LinearKernel
         // bfloat16 activations are widened once per call; the weights are widened in registers as they stream.
         float[]? widened = bf16 ? new float[(long)rows * inFeatures] : null;
         float[]? output = bf16 ? new float[(long)rows * outFeatures] : null;
-        float[]? biasValues = bias is null ? null : bias.to(ScalarType.Float32).data<float>().ToArray();
-        fixed (float* wide = widened, outBuffer = output, b = biasValues)
+        // A float32 bias is read in place; only a bfloat16 one (rare: Qwen2's q/k/v bias in bf16) is widened.
+        float[]? biasValues = bias is null || bias.dtype == ScalarType.Float32 ? null : bias.to(ScalarType.Float32).data<float>().ToArray();
+        fixed (float* wide = widened, outBuffer = output, widenedBias = biasValues)
         {
+            float* b = bias is null ? null : widenedBias != null ? widenedBias : (float*)Pointer(bias.is_contiguous() ? bias : bias.contiguous());
             float* xs = bf16 ? wide : (float*)Pointer(input);
             if (bf16) WidenBf16((ushort*)Pointer(input), wide, (long)rows * inFeatures);
             float* ys = bf16 ? outBuffer : (float*)Pointer(y);
@@ -89,11 +91,12 @@ static unsafe class LinearKernel
         }
         GC.KeepAlive(input);
         GC.KeepAlive(weight);
+        GC.KeepAlive(bias);
         return y;
     }
 
     /// <summary>The address of a contiguous CPU tensor's first element (its memory is native and never moves).</summary>
-    static nint Pointer(Tensor t)
+    internal static nint Pointer(Tensor t)
     {
         // Tensor.bytes spans the whole tensor, and a span holds at most 2 GiB: take the first element's span.
         using var first = t.numel() * t.ElementSize > int.MaxValue ? t.view(-1).narrow(0, 0, 1) : null;
@@ -268,10 +271,15 @@ static unsafe class LinearKernel
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void NarrowToBf16(float* source, ushort* target, long count)
     {
-        for (long i = 0; i < count; i++)
-        {
-            var bits = BitConverter.SingleToUInt32Bits(source[i]);
-            target[i] = float.IsNaN(source[i]) ? (ushort)0x7FC0 : (ushort)((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16);
-        }
+        for (long i = 0; i < count; i++) target[i] = ToBf16(source[i]);
+    }
+
+    /// <summary>One float32 to bfloat16, rounding to nearest even (NaN kept NaN).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static ushort ToBf16(float value)
+    {
+        if (float.IsNaN(value)) return 0x7FC0;
+        var bits = BitConverter.SingleToUInt32Bits(value);
+        return (ushort)((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16);
     }
 }
