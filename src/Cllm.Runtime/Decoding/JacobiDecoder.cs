@@ -200,7 +200,7 @@ static class JacobiDecoder
 
     /// <summary>Copies what followed the latest earlier occurrence of the context's last two tokens (or last
     /// token) — text often repeats itself, and a CLLM's output often copies its prompt.</summary>
-    static void LookupGuesses(List<int> context, int count, List<int> guesses)
+    internal static void LookupGuesses(List<int> context, int count, List<int> guesses)
     {
         var last = context.Count - 1;
         for (var key = 2; key >= 1; key--)

@@ -105,6 +105,27 @@ public sealed class TurnReaderTests
     }
 
     [Fact]
+    public void ANameWithoutItsPluginPrefixIsMatchedOnlyAfterASeparatorAndOnlyWhenUnambiguous()
+    {
+        ToolDefinition Tool(string name) => new(name, "A tool.", [new("id", "integer", "An id.")]);
+        var (tokenizer, turn) = Prepare(new ChatTurnRequest
+        {
+            Turns = [new("user", "x")],
+            Tools = [Tool("store.lookup_order"), Tool("store-ship"), Tool("Store_Refund"), Tool("xcancel"), Tool("a.find"), Tool("b.find")],
+        });
+        string Called(string name) => Assert.Single(Read(turn, Generated(tokenizer,
+            "<tool_call>{\"name\":\"" + name + "\",\"arguments\":{\"id\":1}}</tool_call>"), 3).Result.ToolCalls).Name;
+
+        Assert.Equal("store.lookup_order", Called("lookup_order")); // after '.'
+        Assert.Equal("store-ship", Called("ship")); // after '-'
+        Assert.Equal("Store_Refund", Called("refund")); // after '_', ignoring case
+        Assert.Equal("store.lookup_order", Called("STORE.LOOKUP_ORDER")); // the whole name, ignoring case
+        Assert.Equal("cancel", Called("cancel")); // 'x' is no separator: the unknown name stays for the caller to report
+        Assert.Equal("find", Called("find")); // two tools end so: neither is guessed
+        Assert.Equal("a.find", Called("a.find"));
+    }
+
+    [Fact]
     public void AForcedCallContinuesFromItsPrefix()
     {
         var (tokenizer, turn) = Prepare(new ChatTurnRequest { Turns = [new("user", "x")], Tools = [Weather, Plan], ToolChoice = ToolChoice.Tool("get_weather") });

@@ -27,6 +27,28 @@ public sealed class HfCheckpointTests
     }
 
     [Fact]
+    public void AShardIsFilledUpToItsLimitInclusiveAndATensorOfExactlyTheLimitSharesNoShard()
+    {
+        TorchNative.EnsureLoaded();
+        using var folder = new TempFolder();
+        using var scope = NewDisposeScope();
+        // 64 + 64 + 128 bytes fill a 256-byte shard exactly; the next 256-byte tensor is exactly the limit (a shard of
+        // its own); the last 32 bytes start a third shard.
+        var weights = new Dictionary<string, Tensor>(StringComparer.Ordinal)
+        {
+            ["a"] = randn(16), ["b"] = randn(16), ["c"] = randn(32), ["d"] = randn(64), ["e"] = randn(8),
+        };
+        HfCheckpoint.WriteWeights(folder.Path, weights, maxShardBytes: 256);
+        using var index = JsonDocument.Parse(File.ReadAllText(folder.File("model.safetensors.index.json")));
+        var map = index.RootElement.GetProperty("weight_map").EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetString()!);
+        Assert.Equal(["model-00001-of-00003.safetensors"], new[] { map["a"], map["b"], map["c"] }.Distinct());
+        Assert.Equal("model-00002-of-00003.safetensors", map["d"]);
+        Assert.Equal("model-00003-of-00003.safetensors", map["e"]);
+        var loaded = HfCheckpoint.ReadWeights(folder.Path);
+        foreach (var (name, expected) in weights) TensorAssert.BitEqual(expected, loaded[name], name);
+    }
+
+    [Fact]
     public void ShardedRoundTripMatchesTheHuggingFaceLayout()
     {
         TorchNative.EnsureLoaded();
