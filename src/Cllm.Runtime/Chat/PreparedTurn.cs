@@ -49,28 +49,46 @@ public sealed class PreparedTurn
             if (name is not null && tools.All(t => t.Name != name))
                 throw new ArgumentException(
                     $"The required tool '{name}' is not among the offered tools ({string.Join(", ", tools.Select(t => t.Name))}).", nameof(request));
-            if (format.ToolCallStart == "<tool_call>")
-            {
-                // A tagged JSON call (the cllm format, ChatML/Hermes, Qwen templates): force the opening tag and let a
-                // grammar guarantee the rest, a valid call of an offered tool, then the closing tag.
-                forced = format.ForcedToolCallPrefix(null);
-                var spaced = forced.EndsWith('\n');
-                var offered = tools.Where(t => name is null || t.Name == name).Select(t => new ToolSchema(t.Name, t.ParametersJsonSchema()));
-                constraint = TokenConstraint.ToolCall(tokenizer, offered, before: "", after: spaced ? "\n</tool_call>" : "</tool_call>",
-                    spaced ? JsonWhitespace.Spaced : JsonWhitespace.Compact);
-            }
-            else forced = format.ForcedToolCallPrefix(name ?? (tools.Count == 1 ? tools[0].Name : null));
+            var offered = tools.Where(t => name is null || t.Name == name).Select(t => new ToolSchema(t.Name, t.ParametersJsonSchema()));
+            (forced, constraint) = RequiredCall(format, tokenizer, offered, name ?? (tools.Count == 1 ? tools[0].Name : null));
             // The call's opening marker is the format's; the tool name after it is the application's text.
             string start = format.ToolCallStart ?? "";
-            prompt = forced.StartsWith(start, StringComparison.Ordinal)
-                ? prompt.Append(new PromptSegment(start, true)).Append(new PromptSegment(forced[start.Length..], false))
-                : prompt.Append(new PromptSegment(forced, true));
+            if (forced.Length > 0)
+                prompt = forced.StartsWith(start, StringComparison.Ordinal)
+                    ? prompt.Append(new PromptSegment(start, true)).Append(new PromptSegment(forced[start.Length..], false))
+                    : prompt.Append(new PromptSegment(forced, true));
         }
 
         return new PreparedTurn(format, tokenizer, request, prompt, ChatStops.For(format, tokenizer, eosIds, stopSequences), forced)
         {
             Constraint = constraint,
         };
+    }
+
+    // A required call: the text forced after the generation prompt, and the grammar that guarantees the rest is one
+    // valid call of an offered tool in the family's own syntax. Tagged JSON (the cllm format, ChatML/Hermes, Qwen):
+    // the opening tag, then {"name", "arguments"} and the closing tag. Mistral: [TOOL_CALLS] and a one-call JSON array.
+    // Llama 3.1: the bare {"name", "parameters"} object the model writes, then its end-of-message id. Formats with no
+    // known call syntax get only the forced opening.
+    static (string Forced, TokenConstraint? Constraint) RequiredCall(IChatFormat format, TextTokenizer tokenizer,
+        IEnumerable<ToolSchema> offered, string? onlyTool)
+    {
+        switch (format.ToolCallStart)
+        {
+            case "<tool_call>":
+            {
+                string forced = format.ForcedToolCallPrefix(null);
+                bool spaced = forced.EndsWith('\n');
+                return (forced, TokenConstraint.ToolCall(tokenizer, offered, before: "", after: spaced ? "\n</tool_call>" : "</tool_call>",
+                    spaced ? JsonWhitespace.Spaced : JsonWhitespace.Compact));
+            }
+            case "[TOOL_CALLS]":
+                return ("[TOOL_CALLS][", TokenConstraint.ToolCall(tokenizer, offered, before: "", after: "]"));
+            case "{\"name\"":
+                return ("", TokenConstraint.ToolCall(tokenizer, offered, before: "", after: "", argumentsKey: "parameters"));
+            default:
+                return (format.ForcedToolCallPrefix(onlyTool), null);
+        }
     }
 
     public IChatFormat Format { get; }

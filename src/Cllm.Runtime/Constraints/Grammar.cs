@@ -85,10 +85,12 @@ public sealed class Grammar
     /// <c>{"name": "NAME", "arguments": ARGS}</c> where ARGS matches that tool's parameter schema (null: a JSON
     /// object), then <paramref name="after"/>. The default tags are the default model's and ChatML's (whose
     /// calls put a newline inside the tags: pass "&lt;tool_call&gt;\n" and "\n&lt;/tool_call&gt;").
+    /// <paramref name="argumentsKey"/> names the arguments member: Llama 3.1's calls write "parameters".
     /// </summary>
     public static Grammar ToolCall(IEnumerable<ToolSchema> tools, string before = "<tool_call>", string after = "</tool_call>",
-        JsonWhitespace whitespace = JsonWhitespace.Spaced)
+        JsonWhitespace whitespace = JsonWhitespace.Spaced, string argumentsKey = "arguments")
     {
+        ArgumentException.ThrowIfNullOrEmpty(argumentsKey);
         ArgumentNullException.ThrowIfNull(tools);
         var list = tools.ToList();
         if (list.Count == 0) throw new ArgumentException("A tool call needs at least one tool to call.", nameof(tools));
@@ -98,7 +100,8 @@ public sealed class Grammar
         var comma = whitespace == JsonWhitespace.Compact ? "," : ", ";
         return Choice([.. list.Select(tool =>
         {
-            var head = before + "{\"name\"" + colon + JsonSerializer.Serialize(tool.Name, SchemaCompiler.TextOptions) + comma + "\"arguments\"" + colon;
+            var head = before + "{\"name\"" + colon + JsonSerializer.Serialize(tool.Name, SchemaCompiler.TextOptions) + comma +
+                JsonSerializer.Serialize(argumentsKey, SchemaCompiler.TextOptions) + colon;
             Grammar arguments;
             try
             {

@@ -53,8 +53,8 @@ public sealed class TokenConstraint
     /// <summary>One call of one of <paramref name="tools"/>; see <see cref="Grammar.ToolCall"/>. For a required
     /// specific tool pass just that one.</summary>
     public static TokenConstraint ToolCall(TextTokenizer tokenizer, IEnumerable<ToolSchema> tools, string before = "<tool_call>",
-        string after = "</tool_call>", JsonWhitespace whitespace = JsonWhitespace.Spaced) =>
-        Create(Grammar.ToolCall(tools, before, after, whitespace), tokenizer);
+        string after = "</tool_call>", JsonWhitespace whitespace = JsonWhitespace.Spaced, string argumentsKey = "arguments") =>
+        Create(Grammar.ToolCall(tools, before, after, whitespace, argumentsKey), tokenizer);
 
     /// <summary>Whether <paramref name="text"/> is a complete text of the grammar (for tests and checks).</summary>
     public bool Accepts(string text) => Initial.Step(Encoding.UTF8.GetBytes(text)) is { IsComplete: true };
