@@ -52,6 +52,10 @@ static class BenchCommand
         var guess = CliOptions.Guess();
         var runs = new Option<int>("--runs") { Description = "Timed runs over all prompts (after one warm-up).", DefaultValueFactory = _ => 3 };
         var passCost = new Option<bool>("--pass-cost") { Description = "Time an n-token pass against a 1-token pass instead." };
+        var profile = new Option<bool>("--profile")
+        {
+            Description = "With --pass-cost: also split each pass's time by operation (linear, attention, norm, rope, swiglu, other).",
+        };
         var context = new Option<int>("--context") { Description = "Context length for --pass-cost.", DefaultValueFactory = _ => 256 };
         var dtype = CliOptions.DType();
         var device = CliOptions.Device();
@@ -59,7 +63,7 @@ static class BenchCommand
         var json = CliOptions.Json();
         var command = new Command("bench", "Measure decoders side by side (tokens/s, tokens per pass, memory, ratio to AR).")
         {
-            model, decoders, prompts, promptCount, maxTokens, block, guess, runs, passCost, context, dtype, device, threads, json, vsLlamaCpp, probe, gguf,
+            model, decoders, prompts, promptCount, maxTokens, block, guess, runs, passCost, profile, context, dtype, device, threads, json, vsLlamaCpp, probe, gguf,
         };
         var decoding = new CliOptions.Decoding();
         decoding.AddTo(command);
@@ -86,7 +90,7 @@ static class BenchCommand
                 DType = CliOptions.ParseDType(parse.GetValue(dtype)!), Device = parse.GetValue(device)!, Threads = parse.GetValue(threads),
             });
             var result = parse.GetValue(passCost)
-                ? PassCost(engine, parse.GetValue(context), parse.GetValue(block) ?? 16, Math.Max(parse.GetValue(runs), 30))
+                ? PassCost(engine, parse.GetValue(context), parse.GetValue(block) ?? 16, Math.Max(parse.GetValue(runs), 30), parse.GetValue(profile))
                 : Decoders(engine, parse, decoders, prompts, promptCount, maxTokens, block, guess, runs, decoding);
             var text = JsonSerializer.Serialize(result, CliOptions.JsonOutput);
             if (parse.GetValue(json)) Console.WriteLine(text);
@@ -198,7 +202,7 @@ static class BenchCommand
     }
 
     /// <summary>Median time of a forward pass over n new tokens vs 1 new token after a context already cached.</summary>
-    static Dictionary<string, object?> PassCost(CllmEngine engine, int context, int block, int repetitions)
+    static Dictionary<string, object?> PassCost(CllmEngine engine, int context, int block, int repetitions, bool profile = false)
     {
         var model = engine.Model;
         if (context + block > engine.ContextLength)
@@ -232,7 +236,7 @@ static class BenchCommand
             one.Add(Time(1));
             many.Add(Time(block));
         }
-        return new Dictionary<string, object?>
+        var result = new Dictionary<string, object?>
         {
             ["model"] = engine.ModelDirectory,
             ["parameters_millions"] = Math.Round(model.Config.ParameterCount / 1e6, 1),
@@ -248,6 +252,36 @@ static class BenchCommand
             ["ar_tokens_per_second_bound"] = Math.Round(1000 / Report.Median(one), 1),
             ["peak_rss_mib"] = Report.PeakRssMiB(),
         };
+        if (profile)
+            foreach (var count in new[] { 1, block })
+                foreach (var (name, value) in Profile(model.Config, count, repetitions, Time))
+                    result[$"profile_{count}_tokens_{name}"] = value;
+        return result;
+    }
+
+    // The mean time per pass in each operation of the Kernels seam (the rest is "other": embedding, cache writes,
+    // masks, residual adds, the logits' copy and argmax), and the linear products' rate against the multiply-adds they do.
+    static Dictionary<string, object?> Profile(ModelConfig config, int count, int repetitions, Func<int, double> time)
+    {
+        PassProfile.Reset();
+        PassProfile.Enabled = true;
+        double total = 0;
+        try
+        {
+            for (var i = 0; i < repetitions; i++) total += time(count);
+        }
+        finally
+        {
+            PassProfile.Enabled = false;
+        }
+        var ms = PassProfile.Milliseconds().Select(m => m / repetitions).ToArray();
+        var profile = new Dictionary<string, object?>();
+        for (var i = 0; i < ms.Length; i++) profile[$"{PassProfile.Names[i]}_ms"] = Math.Round(ms[i], 3);
+        profile["other_ms"] = Math.Round(total / repetitions - ms.Sum(), 3);
+        long d = config.HiddenSize, perToken = config.NumLayers * (d * config.QkvSize + config.NumHeads * config.HeadDim * d
+            + 3 * d * config.IntermediateSize) + d * config.VocabSize;
+        profile["linear_gmacs_per_second"] = Math.Round(count * perToken / (ms[PassProfile.Linear] / 1000) / 1e9, 1);
+        return profile;
     }
 
     /// <summary><c>cllm bench plot</c>: a grouped bar chart of saved --vs-llamacpp results, speed relative to llama.cpp AR.</summary>

@@ -20,9 +20,13 @@ static class GenerateCommand
         var device = CliOptions.Device();
         var threads = CliOptions.Threads();
         var json = CliOptions.Json();
+        var timings = new Option<bool>("--timings")
+        {
+            Description = "Print where the time to the first token went (process start, natives, tokenizer, weights, first token) to stderr.",
+        };
         var command = new Command("generate", "Generate a continuation of a prompt.")
         {
-            model, prompt, decoder, block, maxTokens, guess, dtype, device, threads, json,
+            model, prompt, decoder, block, maxTokens, guess, dtype, device, threads, json, timings,
         };
         decoding.AddTo(command);
         command.SetAction(parse => CliOptions.Guard(() => Run(parse).GetAwaiter().GetResult()));
@@ -37,10 +41,12 @@ static class GenerateCommand
                 MaxNewTokens = parse.GetValue(maxTokens),
                 InitialGuess = CliOptions.ParseGuess(parse.GetValue(guess)!),
             }, parse).Validate();
-            using var engine = CllmEngine.Load(parse.GetValue(model)!, new EngineOptions
+            var engineOptions = new EngineOptions
             {
                 DType = CliOptions.ParseDType(parse.GetValue(dtype)!), Device = parse.GetValue(device)!, Threads = parse.GetValue(threads),
-            });
+            };
+            var phases = parse.GetValue(timings) ? new LoadPhases() : null;
+            using var engine = phases?.Load(parse.GetValue(model)!, engineOptions) ?? CllmEngine.Load(parse.GetValue(model)!, engineOptions);
             var asJson = parse.GetValue(json);
             var ids = engine.Tokenizer.Encode(parse.GetValue(prompt)!);
             var stats = new DecodingStats();
@@ -52,6 +58,7 @@ static class GenerateCommand
             {
                 await foreach (var chunk in engine.GenerateAsync(ids, options, stats, cancel.Token))
                 {
+                    if (tokens.Count == 0) phases?.Mark("first token");
                     tokens.AddRange(chunk.Tokens);
                     var text = detokenizer.Append(chunk.Tokens);
                     if (!asJson) Console.Write(text);
@@ -61,6 +68,7 @@ static class GenerateCommand
             {
                 // Ctrl+C: what was generated so far is still shown.
             }
+            phases?.Print();
             var tail = detokenizer.Flush();
             if (!asJson)
             {

@@ -93,6 +93,28 @@ public sealed class CliTests : IDisposable
         Assert.True(benchCode == 0, benchErr);
         using var sampledBench = JsonDocument.Parse(benchOut);
         Assert.Equal("4/4", sampledBench.RootElement.GetProperty("decoders")[1].GetProperty("same_tokens_as_ar").GetString());
+
+        // The pass profile splits each pass's time by operation: the parts are non-negative and add up to the pass.
+        (benchCode, benchOut, benchErr) = Cllm("bench", "--model", _folder, "--pass-cost", "--profile", "--context", "32", "--block", "8",
+            "--runs", "30", "--json");
+        Assert.True(benchCode == 0, benchErr);
+        using var passCost = JsonDocument.Parse(benchOut);
+        foreach (var passRows in new[] { 1, 8 })
+        {
+            string[] parts = ["linear", "attention", "norm", "rope", "swiglu"];
+            var ms = parts.Select(p => passCost.RootElement.GetProperty($"profile_{passRows}_tokens_{p}_ms").GetDouble()).ToArray();
+            Assert.All(ms, m => Assert.True(m >= 0));
+            Assert.True(ms[0] > 0, "the linear products take time");
+            Assert.True(passCost.RootElement.GetProperty($"profile_{passRows}_tokens_linear_gmacs_per_second").GetDouble() > 0);
+        }
+
+        // --timings splits the time to the first token into the loading steps, in order.
+        var (timedCode, _, timedErr) = Cllm("generate", "--model", _folder, "--prompt", "Hi", "--max-tokens", "1", "--timings");
+        Assert.True(timedCode == 0, timedErr);
+        string[] phases = ["runtime start", "TorchSharp natives", "tokenizer", "config and weights", "engine", "first token"];
+        var at = phases.Select(p => timedErr.IndexOf("  " + p, StringComparison.Ordinal)).ToArray();
+        Assert.All(at, i => Assert.True(i >= 0, timedErr));
+        Assert.Equal(at.Order(), at);
     }
 
     [Fact]

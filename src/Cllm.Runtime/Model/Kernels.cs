@@ -14,7 +14,46 @@ namespace Cllm.Model;
 /// </summary>
 static unsafe class Kernels
 {
-    public static Tensor Linear(Tensor x, Tensor weight, Tensor? bias = null) => LinearKernel.Linear(x, weight, bias);
+    public static Tensor Linear(Tensor x, Tensor weight, Tensor? bias = null)
+    {
+        var began = PassProfile.Begin();
+        var y = LinearKernel.Linear(x, weight, bias);
+        PassProfile.End(PassProfile.Linear, began);
+        return y;
+    }
+
+    /// <summary>softmax(q kᵀ / sqrt(d) + mask) v, libtorch's fused attention ([b, heads, t, d]; mask true = attend).</summary>
+    public static Tensor Attention(Tensor q, Tensor k, Tensor v, Tensor? mask)
+    {
+        var began = PassProfile.Begin();
+        var y = F.scaled_dot_product_attention(q, k, v, mask);
+        PassProfile.End(PassProfile.Attention, began);
+        return y;
+    }
+
+    public static Tensor RmsNorm(Tensor x, Tensor weight, double eps)
+    {
+        var began = PassProfile.Begin();
+        var y = RmsNormCore(x, weight, eps);
+        PassProfile.End(PassProfile.Norm, began);
+        return y;
+    }
+
+    public static Tensor RotateHeads(Tensor x, int heads, Tensor cos, Tensor sin)
+    {
+        var began = PassProfile.Begin();
+        var y = RotateHeadsCore(x, heads, cos, sin);
+        PassProfile.End(PassProfile.Rope, began);
+        return y;
+    }
+
+    public static Tensor SwiGlu(Tensor gateUp, long intermediate)
+    {
+        var began = PassProfile.Begin();
+        var y = SwiGluCore(gateUp, intermediate);
+        PassProfile.End(PassProfile.SwiGlu, began);
+        return y;
+    }
 
     static bool Fused(Tensor x) =>
         LinearKernel.Enabled && !is_grad_enabled() && x.device_type == TorchSharp.DeviceType.CPU && x.is_contiguous()
@@ -22,7 +61,7 @@ static unsafe class Kernels
 
     /// <summary>RMSNorm over the last dimension, computed in float32 (as Hugging Face does), times the weight.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static Tensor RmsNorm(Tensor x, Tensor weight, double eps)
+    static Tensor RmsNormCore(Tensor x, Tensor weight, double eps)
     {
         if (!Fused(x) || weight.dtype != x.dtype || !weight.is_contiguous())
         {
@@ -72,7 +111,7 @@ static unsafe class Kernels
     /// tensor the caller owns); returns the rotated tensor of those heads either way ([b, t, heads, d] view or copy).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static Tensor RotateHeads(Tensor x, int heads, Tensor cos, Tensor sin)
+    static Tensor RotateHeadsCore(Tensor x, int heads, Tensor cos, Tensor sin)
     {
         if (!Fused(x) || cos.dtype != x.dtype || !cos.is_contiguous() || !sin.is_contiguous())
             return RotaryEmbedding.Apply(x.narrow(2, 0, heads), cos, sin);
@@ -112,7 +151,7 @@ static unsafe class Kernels
 
     /// <summary>silu(gate) * up for gateUp = [gate | up] along the last dimension.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static Tensor SwiGlu(Tensor gateUp, long intermediate)
+    static Tensor SwiGluCore(Tensor gateUp, long intermediate)
     {
         if (!Fused(gateUp) || gateUp.dtype != ScalarType.Float32)
             return F.silu(gateUp.narrow(-1, 0, intermediate)) * gateUp.narrow(-1, intermediate, intermediate);

@@ -5,7 +5,8 @@ using static TorchSharp.torch;
 namespace Cllm.Model;
 
 /// <summary>
-/// A linear layer (weight [out, in], optional bias) whose inference passes run <see cref="LinearKernel"/>:
+/// A linear layer (weight [out, in], optional bias) whose inference passes run <see cref="LinearKernel"/> (through
+/// <see cref="Kernels"/>):
 /// the one seam between the model and its matmul kernels. Parameters are created empty: a model's weights
 /// always come from a checkpoint or <see cref="Transformer.InitializeRandom"/>, so initialising them here
 /// would only cost load time.
@@ -22,5 +23,5 @@ sealed class Projection : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
-    public override Tensor forward(Tensor x) => LinearKernel.Linear(x, weight, bias);
+    public override Tensor forward(Tensor x) => Kernels.Linear(x, weight, bias);
 }

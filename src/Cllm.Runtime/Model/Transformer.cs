@@ -178,7 +178,7 @@ public sealed class Transformer : nn.Module
                 q = q.reshape(b, _kvHeads, group * t, _headDim);
                 mask = mask?.repeat(group, 1);
             }
-            var y = F.scaled_dot_product_attention(q, k, v, mask);
+            var y = Kernels.Attention(q, k, v, mask);
             y = y.view(b, _heads, t, _headDim).transpose(1, 2).reshape(b, t, _heads * _headDim);
             return wo.forward(y);
         }
