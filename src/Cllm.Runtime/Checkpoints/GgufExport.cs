@@ -82,7 +82,7 @@ public static class GgufExport
         vocabulary = vocabulary.PadTo(c.VocabSize);
         var w = new GgufWriter();
         w.Add("general.architecture", arch);
-        w.Add("general.name", name ?? "cllm");
+        w.Add("general.name", SafeName(name ?? "cllm", vocabulary));
         // LLAMA_FTYPE_ALL_F32 / MOSTLY_F16 / MOSTLY_BF16
         w.Add("general.file_type", dtype switch { GgufDType.F16 => 1u, GgufDType.BF16 => 32u, _ => 0u });
         // Mistral's sliding window: the engine only serves contexts within it, where attention is exact.
@@ -184,6 +184,20 @@ public static class GgufExport
                 w.AddTensor(tensorName, [factors.Length], GgufTensorType.F32, () => MemoryMarshal.AsBytes(factors.AsSpan()).ToArray());
             }
         return w;
+    }
+
+    /// <summary>
+    /// llama.cpp sets Phi-3's token attributes when general.name contains "phi3" or "phi-3", looking up &lt;unk&gt;,
+    /// &lt;s&gt;, &lt;/s&gt; and &lt;|endoftext|&gt;, and fails to load a vocabulary that lacks one of them. Such a name is
+    /// written without its "phi" so a Phi-3 model with another vocabulary still loads.
+    /// </summary>
+    static string SafeName(string name, GgufVocabulary vocabulary)
+    {
+        var lower = name.ToLowerInvariant();
+        if (!lower.Contains("phi3", StringComparison.Ordinal) && !lower.Contains("phi-3", StringComparison.Ordinal)) return name;
+        string[] looked = ["<unk>", "<s>", "</s>", "<|endoftext|>"];
+        return looked.All(vocabulary.Tokens.Contains) ? name
+            : System.Text.RegularExpressions.Regex.Replace(name, "phi-?3", "model", System.Text.RegularExpressions.RegexOptions.IgnoreCase);
     }
 
     /// <summary>Within each head, GGUF row 2j+p is Hugging Face row p*d/2 + j.</summary>
