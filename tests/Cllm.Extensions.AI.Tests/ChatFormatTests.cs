@@ -86,6 +86,7 @@ public sealed class ChatFormatTests
     [InlineData("{\"chat_template\": \"### Instruction:\\n{{ m.content }}\\n### Response:\\n\"}", "LlamaForCausalLM", "template")]
     [InlineData("{\"added_tokens_decoder\": {\"151644\": {\"content\": \"<|im_start|>\", \"special\": true}}}", "LlamaForCausalLM", "chatml")]
     [InlineData("{}", "Qwen2ForCausalLM", "chatml")]
+    [InlineData("{}", "Qwen3ForCausalLM", "chatml")]
     [InlineData("{}", "MistralForCausalLM", "llama2")]
     [InlineData("{}", "LlamaForCausalLM", "instruction")]
     public void DetectsTheFormatFromTheFolder(string tokenizerConfig, string architecture, string expected)

@@ -35,6 +35,34 @@ public sealed class ExportTests(OracleModels models) : IDisposable
     }
 
     [Fact]
+    public void Qwen3AndPhi3ReachLlamaCppAsTheirOwnArchitectures()
+    {
+        var qwen3 = models.Get("qwen3-qknorm");
+        var meta = qwen3.LlamaCpp.Metadata;
+        Assert.Equal("qwen3", meta["general.architecture"]);
+        Assert.Equal("32", meta["qwen3.attention.key_length"]);
+        // Tied: token_embd, output_norm and 11 per layer (q, k, v, their two norms, output, three FFN, two norms).
+        Assert.Equal(2ul + 11ul * (ulong)qwen3.Model.Config.NumLayers, GgufWriter.ReadHeader(qwen3.Gguf).Tensors);
+
+        var mini = models.Get("phi3-mini");
+        Assert.Equal("phi3", mini.LlamaCpp.Metadata["general.architecture"]);
+        Assert.False(mini.LlamaCpp.Metadata.ContainsKey("phi3.rope.scaling.attn_factor"));
+        // Fused: token_embd, output_norm, output and 6 per layer (norm, attn_qkv, attn_output, norm, ffn_up, ffn_down).
+        Assert.Equal(3ul + 6ul * (ulong)mini.Model.Config.NumLayers, GgufWriter.ReadHeader(mini.Gguf).Tensors);
+        // Its vocabulary lacks <|endoftext|>, which llama.cpp looks up for models named "phi3": the name leaves it out.
+        Assert.DoesNotContain("phi3", mini.LlamaCpp.Metadata["general.name"]);
+
+        var longRope = models.Get("phi3-longrope");
+        var scaling = longRope.Model.Config.RopeScaling!;
+        meta = longRope.LlamaCpp.Metadata;
+        Assert.Equal(scaling.OriginalMaxPositions.ToString(), meta["phi3.rope.scaling.original_context_length"]);
+        var attention = double.Parse(meta["phi3.rope.scaling.attn_factor"], System.Globalization.CultureInfo.InvariantCulture);
+        Assert.True(Math.Abs(scaling.AttentionFactor - attention) < 1e-5, $"attn_factor {attention}, config {scaling.AttentionFactor}");
+        // Plus rope_factors_long and rope_factors_short.
+        Assert.Equal(5ul + 6ul * (ulong)longRope.Model.Config.NumLayers, GgufWriter.ReadHeader(longRope.Gguf).Tensors);
+    }
+
+    [Fact]
     public void F16ExportIsHalfTheSizeAndCloseToF32()
     {
         var e = models.Get("mha");

@@ -17,7 +17,8 @@ public sealed class OracleModels : IDisposable
     /// <summary>Large enough that logits are peaked and argmax ties are vanishingly rare (as in the runtime tests).</summary>
     public const double InitStd = 0.25;
 
-    public static readonly string[] Shapes = ["mha", "gqa-tied", "linear-rope", "llama3-rope", "mistral-wide-head", "llama-bias", "qwen2-bias"];
+    public static readonly string[] Shapes =
+        ["mha", "gqa-tied", "linear-rope", "llama3-rope", "mistral-wide-head", "llama-bias", "qwen2-bias", "qwen3-qknorm", "phi3-mini", "phi3-longrope"];
 
     readonly string _root = Directory.CreateTempSubdirectory("cllm-oracle-").FullName;
     readonly Dictionary<string, Entry> _entries = [];
@@ -47,8 +48,28 @@ public sealed class OracleModels : IDisposable
         {
             VocabSize = 859, TieWordEmbeddings = true, BosTokenId = null, EosTokenIds = [858, 856],
         },
+        // Qwen3: q/k RMSNorm per head, head_dim 32 where hidden / heads is 16 (as Qwen3-0.6B: 128 vs 64), tied, no biases.
+        "qwen3-qknorm" => ModelConfig.Preset("tiny") with
+        {
+            Architecture = "Qwen3ForCausalLM", NumKvHeads = 2, HeadDim = 32, TieWordEmbeddings = true, RopeTheta = 1000000, RmsNormEps = 1e-6,
+        },
+        // Phi-3 mini 4k: no rope_scaling, a sliding window of 2047 (the engine serves contexts within it).
+        "phi3-mini" => ModelConfig.Preset("tiny") with { Architecture = "Phi3ForCausalLM", MaxPositions = 4096, SlidingWindow = 2047 },
+        // Phi-3.5-style longrope with original length 1024: contexts of up to 1024 (the oracle's 512) take the short
+        // factors; LongRopeTests opens a 2048-position context for the long ones.
+        "phi3-longrope" => ModelConfig.Preset("tiny") with
+        {
+            Architecture = "Phi3ForCausalLM", NumKvHeads = 2, MaxPositions = 4096, RopeScaling = LongRope(headDim: 16, original: 1024, max: 4096),
+        },
         _ => throw new ArgumentException(shape),
     };
+
+    /// <summary>Longrope factors as Phi-3 configs have them: short ones near 1, long ones growing with the wavelength.</summary>
+    public static RopeScaling LongRope(int headDim, int original, int max) => new("longrope", (double)max / original,
+        OriginalMaxPositions: original,
+        ShortFactor: [.. Enumerable.Range(0, headDim / 2).Select(j => 1 + 0.1 * j)],
+        LongFactor: [.. Enumerable.Range(0, headDim / 2).Select(j => 1.0 + j * j)],
+        AttentionFactor: Math.Sqrt(1 + Math.Log((double)max / original) / Math.Log(original)));
 
     public Entry Get(string shape)
     {

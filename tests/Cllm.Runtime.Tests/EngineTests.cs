@@ -23,6 +23,27 @@ public sealed class EngineTests : IDisposable
     public void Dispose() => _folder.Dispose();
 
     [Fact]
+    public void APhi3Mini4kFolderLoadsWithItsDefaultContextWithinItsWindow()
+    {
+        // Phi-3-mini-4k: max_position_embeddings 4096, sliding_window 2047, no rope_scaling.
+        using var folder = new TempFolder();
+        var config = TestModels.Config("phi3-longrope") with { VocabSize = 4096, RopeScaling = null, MaxPositions = 4096, SlidingWindow = 2047 };
+        using (var model = new Cllm.Model.Transformer(config))
+        {
+            model.InitializeRandom(3, TestModels.InitStd);
+            ModelFiles.Save(model, folder.Path);
+        }
+        BuiltInTokenizers.WriteSentencePiece4k(folder.Path);
+        using var engine = CllmEngine.Load(folder.Path);
+        Assert.Equal("Phi3ForCausalLM", engine.Config.Architecture);
+        Assert.Equal(2047, engine.ContextLength);
+        var ar = engine.GenerateText("Once upon a time", new GenerationOptions { Decoder = DecoderKind.Autoregressive, MaxNewTokens = 12 });
+        var jacobi = engine.GenerateText("Once upon a time", new GenerationOptions { MaxNewTokens = 12 });
+        Assert.Equal(12, ar.Tokens.Length);
+        Assert.Equal(ar.Tokens, jacobi.Tokens);
+    }
+
+    [Fact]
     public void LoadsAFolderAndJacobiTextEqualsAutoregressive()
     {
         using var engine = CllmEngine.Load(_folder.Path, new EngineOptions { ContextLength = 256 });

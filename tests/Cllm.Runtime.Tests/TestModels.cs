@@ -12,7 +12,8 @@ static class TestModels
     /// rounding could flip) are vanishingly rare, small enough that outputs are varied, not one repeated token.</summary>
     public const double InitStd = 0.25;
 
-    public static readonly string[] Shapes = ["mha", "gqa-tied", "qwen2-bias", "linear-rope", "llama3-rope", "dynamic-rope"];
+    public static readonly string[] Shapes =
+        ["mha", "gqa-tied", "qwen2-bias", "linear-rope", "llama3-rope", "dynamic-rope", "qwen3-qknorm", "phi3-longrope"];
 
     public static ModelConfig Config(string shape) => shape switch
     {
@@ -32,8 +33,26 @@ static class TestModels
         {
             VocabSize = 512, MaxPositions = 64, RopeScaling = new RopeScaling("dynamic", 2),
         },
+        // Qwen3: q/k norms, head_dim (32) wider than hidden / heads (16), tied embeddings, no biases.
+        "qwen3-qknorm" => ModelConfig.Preset("tiny") with
+        {
+            Architecture = "Qwen3ForCausalLM", VocabSize = 512, NumKvHeads = 2, HeadDim = 32, TieWordEmbeddings = true,
+            RopeTheta = 1000000, RmsNormEps = 1e-6,
+        },
+        // Phi-3 with longrope: caches longer than 64 positions rotate by the long factors, shorter ones by the short.
+        "phi3-longrope" => ModelConfig.Preset("tiny") with
+        {
+            Architecture = "Phi3ForCausalLM", VocabSize = 512, MaxPositions = 256, RopeScaling = LongRope(headDim: 16, original: 64, max: 256),
+        },
         _ => throw new ArgumentException(shape),
     };
+
+    /// <summary>Phi-3-style longrope: short factors near 1, long factors growing with the wavelength, HF's attention factor.</summary>
+    public static RopeScaling LongRope(int headDim, int original, int max) => new("longrope", (double)max / original,
+        OriginalMaxPositions: original,
+        ShortFactor: [.. Enumerable.Range(0, headDim / 2).Select(j => 1 + 0.1 * j)],
+        LongFactor: [.. Enumerable.Range(0, headDim / 2).Select(j => 1.0 + j * j)],
+        AttentionFactor: Math.Sqrt(1 + Math.Log((double)max / original) / Math.Log(original)));
 
     public static Transformer Create(string shape, long seed, ScalarType dtype = ScalarType.Float32)
     {

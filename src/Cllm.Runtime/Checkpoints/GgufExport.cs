@@ -18,8 +18,10 @@ public enum GgufDType
 /// Exports a loaded model and its tokenizer as a GGUF v3 file that llama.cpp runs: Llama and Mistral as the
 /// "llama" architecture (Q/K rows permuted from Hugging Face's half-split RoPE layout to llama.cpp's
 /// interleaved one, biases included when the model has them), Qwen2 as "qwen2" (NeoX RoPE: no permutation;
-/// q/k/v biases), tied embeddings by leaving out <c>output</c>, linear RoPE scaling as llama.cpp's linear
-/// scaling and llama3 RoPE scaling as a <c>rope_freqs</c> tensor of per-frequency divisors.
+/// q/k/v biases), Qwen3 as "qwen3" (NeoX RoPE, q/k norms as attn_q_norm/attn_k_norm), Phi-3 as "phi3" (NeoX
+/// RoPE, fused attn_qkv, ffn_up holding gate then up; longrope as rope_factors_short/long tensors, the
+/// original length and the attention factor), tied embeddings by leaving out <c>output</c>, linear RoPE scaling
+/// as llama.cpp's linear scaling and llama3 RoPE scaling as a <c>rope_freqs</c> tensor of per-frequency divisors.
 /// What llama.cpp cannot represent (dynamic NTK scaling as this engine does it) is refused with
 /// <see cref="NotSupportedException"/>.
 /// </summary>
@@ -43,6 +45,8 @@ public static class GgufExport
         {
             "LlamaForCausalLM" or "MistralForCausalLM" => "llama",
             "Qwen2ForCausalLM" => "qwen2",
+            "Qwen3ForCausalLM" => "qwen3",
+            "Phi3ForCausalLM" => "phi3",
             var other => throw new NotSupportedException($"Architecture '{other}' has no GGUF export."),
         };
         switch (config.RopeScaling)
@@ -53,7 +57,9 @@ public static class GgufExport
                     "fitted to original x factor (as vLLM does) has no GGUF key. Export a copy without rope_scaling if contexts stay within max_position_embeddings.");
             case { Type: "llama3" } when arch != "llama":
                 throw new NotSupportedException($"llama3 RoPE scaling is only exported for the llama architecture (llama.cpp reads rope_freqs there), not for {config.Architecture}.");
-            case { Type: not ("linear" or "llama3") } s:
+            case { Type: "longrope" } when arch != "phi3":
+                throw new NotSupportedException($"longrope RoPE scaling is only exported for Phi-3, not for {config.Architecture}.");
+            case { Type: not ("linear" or "llama3" or "longrope") } s:
                 throw new NotSupportedException($"RoPE scaling '{s.Type}' has no GGUF export.");
         }
         if (arch == "qwen2" && !config.AttentionBias)
@@ -76,7 +82,7 @@ public static class GgufExport
         vocabulary = vocabulary.PadTo(c.VocabSize);
         var w = new GgufWriter();
         w.Add("general.architecture", arch);
-        w.Add("general.name", name ?? "cllm");
+        w.Add("general.name", SafeName(name ?? "cllm", vocabulary));
         // LLAMA_FTYPE_ALL_F32 / MOSTLY_F16 / MOSTLY_BF16
         w.Add("general.file_type", dtype switch { GgufDType.F16 => 1u, GgufDType.BF16 => 32u, _ => 0u });
         // Mistral's sliding window: the engine only serves contexts within it, where attention is exact.
@@ -98,6 +104,12 @@ public static class GgufExport
             w.Add($"{arch}.rope.scaling.type", "linear");
             w.Add($"{arch}.rope.scaling.factor", (float)linear.Factor);
         }
+        if (c.RopeScaling is { Type: "longrope" } longRope)
+        {
+            // llama.cpp takes the long factors when its context exceeds original_context_length, as we do per cache.
+            w.Add($"{arch}.rope.scaling.original_context_length", (uint)longRope.OriginalMaxPositions!.Value);
+            w.Add($"{arch}.rope.scaling.attn_factor", (float)longRope.AttentionFactor);
+        }
 
         var eos = c.EosTokenIds.Count > 0 ? c.EosTokenIds : null;
         vocabulary.WriteTo(w, eosOverride: eos);
@@ -111,8 +123,9 @@ public static class GgufExport
         }
 
         // llama.cpp's LLaMA RoPE rotates adjacent pairs (2j, 2j+1); Hugging Face's rotates (j, j + d/2). NeoX
-        // RoPE (qwen2) is Hugging Face's layout already.
+        // RoPE (qwen2, qwen3, phi3) is Hugging Face's layout already.
         var permute = arch == "llama";
+        var fused = arch == "phi3"; // llama.cpp's phi3 reads attn_qkv and a gate+up ffn_up
         int d = c.HeadDim, q = c.NumHeads * d, kv = c.NumKvHeads * d;
         Func<Tensor, Tensor> Rows(long offset, long count, int heads) => t =>
         {
@@ -126,9 +139,13 @@ public static class GgufExport
             var (ours, blk) = ($"layers.{i}.", $"blk.{i}.");
             var wqkv = tensors[ours + "attention.wqkv.weight"];
             Add(blk + "attn_norm.weight", tensors[ours + "attention_norm.weight"], matrix: false);
-            w.AddTensor(blk + "attn_q.weight", [q, c.HiddenSize], big, () => Bytes(Rows(0, q, c.NumHeads)(wqkv), big));
-            w.AddTensor(blk + "attn_k.weight", [kv, c.HiddenSize], big, () => Bytes(Rows(q, kv, c.NumKvHeads)(wqkv), big));
-            w.AddTensor(blk + "attn_v.weight", [kv, c.HiddenSize], big, () => Bytes(wqkv.narrow(0, q + kv, kv), big));
+            if (fused) Add(blk + "attn_qkv.weight", wqkv, matrix: true);
+            else
+            {
+                w.AddTensor(blk + "attn_q.weight", [q, c.HiddenSize], big, () => Bytes(Rows(0, q, c.NumHeads)(wqkv), big));
+                w.AddTensor(blk + "attn_k.weight", [kv, c.HiddenSize], big, () => Bytes(Rows(q, kv, c.NumKvHeads)(wqkv), big));
+                w.AddTensor(blk + "attn_v.weight", [kv, c.HiddenSize], big, () => Bytes(wqkv.narrow(0, q + kv, kv), big));
+            }
             if (c.AttentionBias)
             {
                 var bias = tensors[ours + "attention.wqkv.bias"];
@@ -136,12 +153,21 @@ public static class GgufExport
                 w.AddTensor(blk + "attn_k.bias", [kv], GgufTensorType.F32, () => Bytes(Rows(q, kv, c.NumKvHeads)(bias), GgufTensorType.F32));
                 w.AddTensor(blk + "attn_v.bias", [kv], GgufTensorType.F32, () => Bytes(bias.narrow(0, q + kv, kv), GgufTensorType.F32));
             }
+            if (c.QkNorm)
+            {
+                Add(blk + "attn_q_norm.weight", tensors[ours + "attention.q_norm.weight"], matrix: false);
+                Add(blk + "attn_k_norm.weight", tensors[ours + "attention.k_norm.weight"], matrix: false);
+            }
             Add(blk + "attn_output.weight", tensors[ours + "attention.wo.weight"], matrix: true);
             Add(blk + "ffn_norm.weight", tensors[ours + "ffn_norm.weight"], matrix: false);
             var w13 = tensors[ours + "feed_forward.w13.weight"];
             long ff = c.IntermediateSize;
-            w.AddTensor(blk + "ffn_gate.weight", [ff, c.HiddenSize], big, () => Bytes(w13.narrow(0, 0, ff), big));
-            w.AddTensor(blk + "ffn_up.weight", [ff, c.HiddenSize], big, () => Bytes(w13.narrow(0, ff, ff), big));
+            if (fused) Add(blk + "ffn_up.weight", w13, matrix: true);
+            else
+            {
+                w.AddTensor(blk + "ffn_gate.weight", [ff, c.HiddenSize], big, () => Bytes(w13.narrow(0, 0, ff), big));
+                w.AddTensor(blk + "ffn_up.weight", [ff, c.HiddenSize], big, () => Bytes(w13.narrow(0, ff, ff), big));
+            }
             Add(blk + "ffn_down.weight", tensors[ours + "feed_forward.w2.weight"], matrix: true);
         }
         Add("output_norm.weight", tensors["norm.weight"], matrix: false);
@@ -151,7 +177,27 @@ public static class GgufExport
             var factors = Llama3FrequencyDivisors(c);
             w.AddTensor("rope_freqs.weight", [factors.Length], GgufTensorType.F32, () => MemoryMarshal.AsBytes(factors.AsSpan()).ToArray());
         }
+        if (c.RopeScaling is { Type: "longrope" } rope)
+            foreach (var (tensorName, list) in new[] { ("rope_factors_long.weight", rope.LongFactor!), ("rope_factors_short.weight", rope.ShortFactor!) })
+            {
+                var factors = list.Select(x => (float)x).ToArray();
+                w.AddTensor(tensorName, [factors.Length], GgufTensorType.F32, () => MemoryMarshal.AsBytes(factors.AsSpan()).ToArray());
+            }
         return w;
+    }
+
+    /// <summary>
+    /// llama.cpp sets Phi-3's token attributes when general.name contains "phi3" or "phi-3", looking up &lt;unk&gt;,
+    /// &lt;s&gt;, &lt;/s&gt; and &lt;|endoftext|&gt;, and fails to load a vocabulary that lacks one of them. Such a name is
+    /// written without its "phi" so a Phi-3 model with another vocabulary still loads.
+    /// </summary>
+    static string SafeName(string name, GgufVocabulary vocabulary)
+    {
+        var lower = name.ToLowerInvariant();
+        if (!lower.Contains("phi3", StringComparison.Ordinal) && !lower.Contains("phi-3", StringComparison.Ordinal)) return name;
+        string[] looked = ["<unk>", "<s>", "</s>", "<|endoftext|>"];
+        return looked.All(vocabulary.Tokens.Contains) ? name
+            : System.Text.RegularExpressions.Regex.Replace(name, "phi-?3", "model", System.Text.RegularExpressions.RegexOptions.IgnoreCase);
     }
 
     /// <summary>Within each head, GGUF row 2j+p is Hugging Face row p*d/2 + j.</summary>

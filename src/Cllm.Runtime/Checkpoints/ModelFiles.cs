@@ -9,7 +9,8 @@ namespace Cllm.Checkpoints;
 /// <summary>
 /// A model folder in Hugging Face layout (config.json + safetensors with HF tensor names) to and from a
 /// <see cref="Transformer"/>. Fused projections are concatenated on load and split on save, so files we
-/// write are read by Hugging Face tools and files they write are read here.
+/// write are read by Hugging Face tools and files they write are read here; checkpoints that store them fused
+/// (Phi-3's qkv_proj and gate_up_proj) keep their own names both ways.
 /// </summary>
 public static class ModelFiles
 {
@@ -90,9 +91,20 @@ public static class ModelFiles
         {
             var (ours, theirs) = ($"layers.{i}.", $"model.layers.{i}.");
             var wqkv = p[ours + "attention.wqkv.weight"];
-            hf[theirs + "self_attn.q_proj.weight"] = wqkv.narrow(0, 0, q);
-            hf[theirs + "self_attn.k_proj.weight"] = wqkv.narrow(0, q, kv);
-            hf[theirs + "self_attn.v_proj.weight"] = wqkv.narrow(0, q + kv, kv);
+            var w13 = p[ours + "feed_forward.w13.weight"];
+            if (c.FusedCheckpointTensors)
+            {
+                hf[theirs + "self_attn.qkv_proj.weight"] = wqkv;
+                hf[theirs + "mlp.gate_up_proj.weight"] = w13; // gate rows first, then up: the order we hold
+            }
+            else
+            {
+                hf[theirs + "self_attn.q_proj.weight"] = wqkv.narrow(0, 0, q);
+                hf[theirs + "self_attn.k_proj.weight"] = wqkv.narrow(0, q, kv);
+                hf[theirs + "self_attn.v_proj.weight"] = wqkv.narrow(0, q + kv, kv);
+                hf[theirs + "mlp.gate_proj.weight"] = w13.narrow(0, 0, c.IntermediateSize);
+                hf[theirs + "mlp.up_proj.weight"] = w13.narrow(0, c.IntermediateSize, c.IntermediateSize);
+            }
             if (c.AttentionBias)
             {
                 var bias = p[ours + "attention.wqkv.bias"];
@@ -101,9 +113,11 @@ public static class ModelFiles
                 hf[theirs + "self_attn.v_proj.bias"] = bias.narrow(0, q + kv, kv);
             }
             hf[theirs + "self_attn.o_proj.weight"] = p[ours + "attention.wo.weight"];
-            var w13 = p[ours + "feed_forward.w13.weight"];
-            hf[theirs + "mlp.gate_proj.weight"] = w13.narrow(0, 0, c.IntermediateSize);
-            hf[theirs + "mlp.up_proj.weight"] = w13.narrow(0, c.IntermediateSize, c.IntermediateSize);
+            if (c.QkNorm)
+            {
+                hf[theirs + "self_attn.q_norm.weight"] = p[ours + "attention.q_norm.weight"];
+                hf[theirs + "self_attn.k_norm.weight"] = p[ours + "attention.k_norm.weight"];
+            }
             hf[theirs + "mlp.down_proj.weight"] = p[ours + "feed_forward.w2.weight"];
             hf[theirs + "input_layernorm.weight"] = p[ours + "attention_norm.weight"];
             hf[theirs + "post_attention_layernorm.weight"] = p[ours + "ffn_norm.weight"];

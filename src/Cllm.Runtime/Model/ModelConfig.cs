@@ -4,15 +4,30 @@ using System.Text.Json.Nodes;
 namespace Cllm.Model;
 
 /// <summary>How RoPE frequencies are stretched for contexts longer than the model was trained on.</summary>
-/// <param name="Type">"linear", "dynamic" or "llama3".</param>
-/// <param name="Factor">The stretch factor.</param>
+/// <param name="Type">"linear", "dynamic", "llama3" or "longrope" (Phi-3; older configs spell it "su").</param>
+/// <param name="Factor">The stretch factor (longrope: max_position_embeddings / original_max_position_embeddings).</param>
 /// <param name="LowFreqFactor">llama3 only.</param>
 /// <param name="HighFreqFactor">llama3 only.</param>
-/// <param name="OriginalMaxPositions">llama3 (required) and dynamic (defaults to max_position_embeddings).</param>
-public sealed record RopeScaling(string Type, double Factor, double LowFreqFactor = 1, double HighFreqFactor = 4, int? OriginalMaxPositions = null);
+/// <param name="OriginalMaxPositions">llama3 and longrope (required) and dynamic (defaults to max_position_embeddings).</param>
+/// <param name="ShortFactor">longrope only: per-frequency divisors (head_dim / 2 of them) for contexts within the original length.</param>
+/// <param name="LongFactor">longrope only: the divisors for contexts past the original length.</param>
+/// <param name="AttentionFactor">longrope only: cos and sin are multiplied by it (resolved from the factor when the config gives none).</param>
+public sealed record RopeScaling(string Type, double Factor, double LowFreqFactor = 1, double HighFreqFactor = 4, int? OriginalMaxPositions = null,
+    IReadOnlyList<double>? ShortFactor = null, IReadOnlyList<double>? LongFactor = null, double AttentionFactor = 1)
+{
+    // Lists compare by their values, so a config read back from its own config.json equals the original.
+    public bool Equals(RopeScaling? other) =>
+        other is not null && Type == other.Type && Factor == other.Factor && LowFreqFactor == other.LowFreqFactor
+        && HighFreqFactor == other.HighFreqFactor && OriginalMaxPositions == other.OriginalMaxPositions
+        && Same(ShortFactor, other.ShortFactor) && Same(LongFactor, other.LongFactor) && AttentionFactor == other.AttentionFactor;
+
+    public override int GetHashCode() => HashCode.Combine(Type, Factor, OriginalMaxPositions, ShortFactor?.Count, AttentionFactor);
+
+    static bool Same(IReadOnlyList<double>? a, IReadOnlyList<double>? b) => a is null ? b is null : b is not null && a.SequenceEqual(b);
+}
 
 /// <summary>
-/// The hyper-parameters of a Llama-family decoder (Llama, Mistral, Qwen2, DeepSeek-Coder), read from and
+/// The hyper-parameters of a Llama-family decoder (Llama, Mistral, Qwen2, Qwen3, Phi-3, DeepSeek-Coder), read from and
 /// written to a Hugging Face <c>config.json</c>. Presets name the project's own random-initialised shapes.
 /// </summary>
 public sealed record ModelConfig
@@ -37,6 +52,12 @@ public sealed record ModelConfig
     public int? BosTokenId { get; init; }
     public IReadOnlyList<int> EosTokenIds { get; init; } = [];
 
+    /// <summary>Qwen3: an RMSNorm over head_dim on every query and key head, after projection and before RoPE.</summary>
+    public bool QkNorm => Architecture == "Qwen3ForCausalLM";
+
+    /// <summary>Phi-3: the checkpoint stores q/k/v as one qkv_proj and gate/up as one gate_up_proj (as the model holds them).</summary>
+    public bool FusedCheckpointTensors => Architecture == "Phi3ForCausalLM";
+
     public int QkvSize => (NumHeads + 2 * NumKvHeads) * HeadDim;
 
     public long ParameterCount
@@ -44,12 +65,13 @@ public sealed record ModelConfig
         get
         {
             long d = HiddenSize, layer = d * QkvSize + (AttentionBias ? QkvSize : 0) + NumHeads * HeadDim * d
-                                         + 3 * d * IntermediateSize + 2 * d;
+                                         + 3 * d * IntermediateSize + 2 * d + (QkNorm ? 2 * HeadDim : 0);
             return VocabSize * d * (TieWordEmbeddings ? 1 : 2) + NumLayers * layer + d;
         }
     }
 
-    static readonly string[] SupportedArchitectures = ["LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM"];
+    static readonly string[] SupportedArchitectures =
+        ["LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM", "Phi3ForCausalLM"];
 
     /// <summary>Shapes for tests and benchmarks, all with the built-in 4096-piece SentencePiece tokenizer.</summary>
     public static ModelConfig Preset(string name) => name switch
@@ -107,6 +129,9 @@ public sealed record ModelConfig
         Require(NumKvHeads > 0 && NumHeads % NumKvHeads == 0,
             $"num_key_value_heads ({NumKvHeads}) must divide num_attention_heads ({NumHeads}).");
         Require(HeadDim > 0 && HeadDim % 2 == 0, $"head_dim ({HeadDim}) must be positive and even (RoPE rotates pairs).");
+        Require(Architecture != "Phi3ForCausalLM" || NumHeads * HeadDim == HiddenSize,
+            $"Phi-3's heads ({NumHeads} x head_dim {HeadDim}) must span hidden_size ({HiddenSize}); remove head_dim.");
+        Require(Architecture != "Phi3ForCausalLM" || !AttentionBias, "Phi-3 has no q/k/v biases; remove attention_bias.");
         Require(RmsNormEps > 0, "rms_norm_eps must be positive.");
         Require(RopeTheta > 0, "rope_theta must be positive.");
         Require(MaxPositions > 0, "max_position_embeddings must be positive.");
@@ -119,11 +144,20 @@ public sealed record ModelConfig
             $"these sizes describe {ParameterCount:N0} parameters; check vocab_size, hidden_size, intermediate_size and num_hidden_layers.");
         if (RopeScaling is { } s)
         {
-            Require(s.Type is "linear" or "dynamic" or "llama3",
-                $"rope_scaling type '{s.Type}' is not supported; supported: linear, dynamic, llama3.");
-            Require(s.Factor >= 1, $"rope_scaling factor ({s.Factor}) must be >= 1.");
+            Require(s.Type is "linear" or "dynamic" or "llama3" or "longrope",
+                $"rope_scaling type '{s.Type}' is not supported; supported: linear, dynamic, llama3, longrope.");
+            Require(s.Factor >= 1 || s.Type == "longrope", $"rope_scaling factor ({s.Factor}) must be >= 1.");
             Require(s.Type != "llama3" || (s.OriginalMaxPositions > 0 && s.HighFreqFactor > s.LowFreqFactor),
                 "llama3 rope_scaling needs original_max_position_embeddings and high_freq_factor > low_freq_factor.");
+            if (s.Type == "longrope")
+            {
+                Require(s.OriginalMaxPositions > 0, "longrope rope_scaling needs original_max_position_embeddings.");
+                foreach (var (name, list) in new[] { ("short_factor", s.ShortFactor), ("long_factor", s.LongFactor) })
+                    Require(list is not null && list.Count == HeadDim / 2 && list.All(x => double.IsFinite(x) && x > 0),
+                        $"rope_scaling.{name} must list {HeadDim / 2} positive numbers (head_dim / 2); it has {list?.Count ?? 0}.");
+                Require(double.IsFinite(s.AttentionFactor) && s.AttentionFactor > 0,
+                    $"rope_scaling.attention_factor ({s.AttentionFactor}) must be positive.");
+            }
         }
         return this;
     }
@@ -168,6 +202,8 @@ public sealed record ModelConfig
                 "llama" => "LlamaForCausalLM",
                 "mistral" => "MistralForCausalLM",
                 "qwen2" => "Qwen2ForCausalLM",
+                "qwen3" => "Qwen3ForCausalLM",
+                "phi3" => "Phi3ForCausalLM",
                 null => throw new InvalidDataException($"{source}: neither 'architectures' nor 'model_type' is given; " +
                                                        "add \"architectures\": [\"LlamaForCausalLM\"] (or the model's own class)."),
                 var other => other,
@@ -178,9 +214,17 @@ public sealed record ModelConfig
         var hidden = Required("hidden_size", 1, MaxDimension);
         var heads = Required("num_attention_heads", 1, MaxHeads);
         var isQwen2 = architecture == "Qwen2ForCausalLM";
+        // Qwen2/Qwen3 configs carry a sliding_window that applies only with use_sliding_window.
+        var windowNeedsFlag = isQwen2 || architecture == "Qwen3ForCausalLM";
         int? slidingWindow = null;
-        if (json["sliding_window"] is not null && (!isQwen2 || f.Bool("use_sliding_window") == true))
+        if (json["sliding_window"] is not null && (!windowNeedsFlag || f.Bool("use_sliding_window") == true))
             slidingWindow = f.Int("sliding_window", 1, int.MaxValue);
+        // Phi-4-mini rotates only part of each head; that is not implemented.
+        if (f.Double("partial_rotary_factor", 0, 1) is { } partial && partial != 1)
+            throw ConfigFields.Error(source, "partial_rotary_factor", partial.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                "1 (partial rotary embeddings are not supported)");
+        var maxPositions = f.Int("max_position_embeddings", 2, MaxPositionsLimit) ?? 2048;
+        var headDim = f.Int("head_dim", 1, MaxDimension) ?? hidden / heads;
 
         return new ModelConfig
         {
@@ -191,11 +235,12 @@ public sealed record ModelConfig
             NumLayers = Required("num_hidden_layers", 1, MaxLayers),
             NumHeads = heads,
             NumKvHeads = f.Int("num_key_value_heads", 1, MaxHeads) ?? heads,
-            HeadDim = f.Int("head_dim", 1, MaxDimension) ?? hidden / heads,
+            HeadDim = headDim,
             RmsNormEps = f.Double("rms_norm_eps", 0, 1) ?? 1e-6,
             RopeTheta = f.Double("rope_theta", 0, double.MaxValue) ?? 10000.0,
-            RopeScaling = ReadRopeScaling(json["rope_scaling"], source),
-            MaxPositions = f.Int("max_position_embeddings", 2, MaxPositionsLimit) ?? 2048,
+            RopeScaling = ReadRopeScaling(json["rope_scaling"], source, maxPositions, headDim,
+                f.Int("original_max_position_embeddings", 1, MaxPositionsLimit)),
+            MaxPositions = maxPositions,
             TieWordEmbeddings = f.Bool("tie_word_embeddings") ?? false,
             AttentionBias = isQwen2 || (f.Bool("attention_bias") ?? false),
             SlidingWindow = slidingWindow,
@@ -204,7 +249,7 @@ public sealed record ModelConfig
         }.Validate(source);
     }
 
-    static RopeScaling? ReadRopeScaling(JsonNode? node, string source)
+    static RopeScaling? ReadRopeScaling(JsonNode? node, string source, int maxPositions, int headDim, int? originalMaxPositions)
     {
         if (node is null) return null;
         if (node is not JsonObject o)
@@ -215,8 +260,10 @@ public sealed record ModelConfig
             var type = (o["rope_type"] is not null ? f.String("rope_type") : f.String("type"))
                        ?? throw new InvalidDataException($"{source}: rope_scaling has no 'rope_type'; add one (linear, dynamic or llama3).");
             if (type == "default") return null;
+            if (type is "longrope" or "su") return ReadLongRope(o, f, source, maxPositions, headDim, originalMaxPositions);
             if (type is not ("linear" or "dynamic" or "llama3"))
-                throw new InvalidDataException($"{source}: rope_scaling type '{type}' is not supported; supported: linear, dynamic, llama3.");
+                throw new InvalidDataException(
+                    $"{source}: rope_scaling type '{type}' is not supported; supported: linear, dynamic, llama3, longrope (su).");
             return new RopeScaling(type, f.Double("factor", 1, 1e6, minExclusive: false) ?? 1, f.Double("low_freq_factor", 0, 1e6) ?? 1,
                 f.Double("high_freq_factor", 0, 1e6) ?? 4, f.Int("original_max_position_embeddings", 1, MaxPositionsLimit));
         }
@@ -226,6 +273,34 @@ public sealed record ModelConfig
         }
     }
 
+    /// <summary>
+    /// Phi-3's longrope as Hugging Face resolves it: the original length from the config's top level (else from
+    /// rope_scaling, else max_position_embeddings), the factor max_position_embeddings / original when an original
+    /// length is given (else rope_scaling.factor), the attention factor sqrt(1 + ln factor / ln original) unless
+    /// rope_scaling gives attention_factor.
+    /// </summary>
+    static RopeScaling ReadLongRope(JsonObject o, ConfigFields f, string source, int maxPositions, int headDim, int? topLevelOriginal)
+    {
+        var original = topLevelOriginal ?? f.Int("original_max_position_embeddings", 1, MaxPositionsLimit);
+        var factor = original is { } given ? (double)maxPositions / given : f.Double("factor", 0, 1e6) ?? 1;
+        original ??= maxPositions;
+        var attention = f.Double("attention_factor", 0, 1e6)
+                        ?? (factor <= 1 ? 1 : Math.Sqrt(1 + Math.Log(factor) / Math.Log(original.Value)));
+        double[] Factors(string key)
+        {
+            const string expected = "a list of head_dim / 2 positive numbers";
+            if (o[key] is not JsonArray list) throw ConfigFields.Error(source, key, ConfigFields.Show(o[key]), expected);
+            if (list.Count != headDim / 2)
+                throw ConfigFields.Error(source, key, $"a list of {list.Count} numbers", $"a list of {headDim / 2} (head_dim / 2) positive numbers");
+            return list.Select((x, i) => x is JsonValue v && v.GetValueKind() == JsonValueKind.Number && v.GetValue<double>() is var d
+                                              && double.IsFinite(d) && d > 0
+                ? d
+                : throw ConfigFields.Error(source, $"{key}[{i}]", ConfigFields.Show(x), "a positive number")).ToArray();
+        }
+        return new RopeScaling("longrope", factor, OriginalMaxPositions: original, ShortFactor: Factors("short_factor"),
+            LongFactor: Factors("long_factor"), AttentionFactor: attention);
+    }
+
     /// <summary>The Hugging Face config.json for this model.</summary>
     public string ToJson()
     {
@@ -233,6 +308,8 @@ public sealed record ModelConfig
         {
             "MistralForCausalLM" => "mistral",
             "Qwen2ForCausalLM" => "qwen2",
+            "Qwen3ForCausalLM" => "qwen3",
+            "Phi3ForCausalLM" => "phi3",
             _ => "llama",
         };
         var json = new JsonObject
@@ -257,9 +334,22 @@ public sealed record ModelConfig
         if (SlidingWindow is { } w)
         {
             json["sliding_window"] = w;
-            if (Architecture == "Qwen2ForCausalLM") json["use_sliding_window"] = true;
+            if (Architecture is "Qwen2ForCausalLM" or "Qwen3ForCausalLM") json["use_sliding_window"] = true;
         }
-        if (RopeScaling is { } s)
+        if (RopeScaling is { Type: "longrope" } longRope)
+        {
+            // Phi-3's layout: the original length at the top level, the factor implied by max_position_embeddings.
+            json["original_max_position_embeddings"] = longRope.OriginalMaxPositions;
+            json["rope_scaling"] = new JsonObject
+            {
+                ["rope_type"] = "longrope",
+                ["type"] = "longrope",
+                ["short_factor"] = new JsonArray(longRope.ShortFactor!.Select(x => (JsonNode)x).ToArray()),
+                ["long_factor"] = new JsonArray(longRope.LongFactor!.Select(x => (JsonNode)x).ToArray()),
+                ["attention_factor"] = longRope.AttentionFactor,
+            };
+        }
+        else if (RopeScaling is { } s)
         {
             var r = new JsonObject { ["rope_type"] = s.Type, ["factor"] = s.Factor };
             if (s.Type == "llama3")

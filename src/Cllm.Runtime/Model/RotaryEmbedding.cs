@@ -9,12 +9,18 @@ namespace Cllm.Model;
 /// Face refits the base to every sequence length, so a token's rotation would depend on how many tokens
 /// share its forward pass, keys cached earlier would keep stale rotations, and a multi-token Jacobi pass
 /// could not reproduce one-token steps exactly.
+/// Longrope (Phi-3) divides each frequency by its short or long factor and multiplies cos and sin by the
+/// attention factor. Hugging Face picks the long factors when the positions of the current forward pass reach
+/// past the original length, which has the same flaw; here one instance holds one choice, and the
+/// <see cref="Transformer"/> picks by the context a KV cache holds (long when it exceeds the original length),
+/// as llama.cpp does with its context size: every pass into one cache rotates alike.
 /// </summary>
 sealed class RotaryEmbedding : IDisposable
 {
     readonly ModelConfig _config;
     readonly Device _device;
     readonly double[] _inverseFrequencies;
+    readonly double _scale; // longrope's attention factor; 1 otherwise
     Tensor _cos, _sin; // [positions computed so far, headDim], float32
     readonly Dictionary<ScalarType, (Tensor Cos, Tensor Sin)> _cast = [];
 
@@ -22,11 +28,13 @@ sealed class RotaryEmbedding : IDisposable
     // addressing 128k positions would otherwise hold 64 MB of tables per dtype for a 4k context.
     const int InitialPositions = 1024;
 
-    public RotaryEmbedding(ModelConfig config, Device device)
+    /// <param name="longFactors">Longrope only: use the long factors (else the short ones).</param>
+    public RotaryEmbedding(ModelConfig config, Device device, bool longFactors = false)
     {
         _config = config;
         _device = device;
-        _inverseFrequencies = InverseFrequencies(config);
+        _inverseFrequencies = InverseFrequencies(config, longFactors);
+        _scale = config.RopeScaling is { Type: "longrope" } s ? s.AttentionFactor : 1;
         using var scope = NewDisposeScope();
         var (cos, sin) = Tables(0, Math.Min(InitialPositions, TableLength), _inverseFrequencies);
         (_cos, _sin) = (cos.DetachFromDisposeScope(), sin.DetachFromDisposeScope());
@@ -123,10 +131,10 @@ sealed class RotaryEmbedding : IDisposable
         var positions = arange(start, start + count, float64).unsqueeze(1);
         var freqs = positions * tensor(inverseFrequencies, float64).unsqueeze(0);
         var angles = cat([freqs, freqs], -1).unsqueeze(1);
-        return (angles.cos().to(float32, _device), angles.sin().to(float32, _device));
+        return ((angles.cos() * _scale).to(float32, _device), (angles.sin() * _scale).to(float32, _device));
     }
 
-    static double[] InverseFrequencies(ModelConfig config)
+    static double[] InverseFrequencies(ModelConfig config, bool longFactors)
     {
         var d = config.HeadDim;
         var theta = config.RopeTheta;
@@ -139,6 +147,11 @@ sealed class RotaryEmbedding : IDisposable
 
         if (scaling is { Type: "linear" })
             for (var j = 0; j < inv.Length; j++) inv[j] /= scaling.Factor;
+        else if (scaling is { Type: "longrope" })
+        {
+            var divisors = longFactors ? scaling.LongFactor! : scaling.ShortFactor!;
+            for (var j = 0; j < inv.Length; j++) inv[j] /= divisors[j];
+        }
         else if (scaling is { Type: "llama3" })
         {
             // Long wavelengths are stretched by the factor, short ones kept, the band between interpolated.

@@ -8,7 +8,8 @@ namespace Cllm.Model;
 /// <summary>
 /// A Llama-family decoder: token embedding, N blocks of (RMSNorm, attention with RoPE and a KV cache,
 /// RMSNorm, SwiGLU), a final RMSNorm and the output head. Q/K/V and gate/up are fused into one matmul
-/// each, because on CPU a decoding step's cost is dominated by the number of ops.
+/// each, because on CPU a decoding step's cost is dominated by the number of ops. Family differences are config
+/// options: q/k/v biases (Qwen2), q/k RMSNorm per head (Qwen3), longrope frequencies (Phi-3).
 /// Parameter names follow gpt-fast; <see cref="Checkpoints.ModelFiles"/> maps them to Hugging Face names.
 /// </summary>
 public sealed class Transformer : nn.Module
@@ -18,6 +19,7 @@ public sealed class Transformer : nn.Module
     readonly RmsNorm norm;
     readonly Projection? output;
     readonly RotaryEmbedding _rope;
+    readonly RotaryEmbedding? _ropeLong; // longrope's long factors, for caches longer than the original length
 
     // The first touch of TorchSharp must find its natives (see TorchNative): before any base constructor runs.
     static Transformer() => Native.TorchNative.EnsureLoaded();
@@ -32,6 +34,7 @@ public sealed class Transformer : nn.Module
         if (!config.TieWordEmbeddings)
             output = new Projection(config.HiddenSize, config.VocabSize, hasBias: false, dtype, device);
         _rope = new RotaryEmbedding(config, device);
+        if (config.RopeScaling is { Type: "longrope" }) _ropeLong = new RotaryEmbedding(config, device, longFactors: true);
         RegisterComponents();
     }
 
@@ -64,14 +67,14 @@ public sealed class Transformer : nn.Module
         Tensor? mask;
         if (layout is null)
         {
-            (cos, sin) = _rope.Slice(start, t, DType); // [t, 1, d]: broadcast over heads
+            (cos, sin) = Rope(cache.Capacity).Slice(start, t, DType); // [t, 1, d]: broadcast over heads
             // SDPA's own causal flag is top-left aligned, wrong once a cache precedes the block: build the mask.
             mask = t == 1 ? null : arange(length, device: Device).unsqueeze(0) <= arange(start, length, device: Device).unsqueeze(1);
         }
         else
         {
             layout.Check(t);
-            (cos, sin) = _rope.Gather(start, layout.Offsets, DType);
+            (cos, sin) = Rope(cache.Capacity).Gather(start, layout.Offsets, DType);
             var block = tensor(layout.Visible, [t, t], device: Device);
             mask = start == 0 ? block : cat([ones(t, start, @bool, Device), block], 1);
         }
@@ -89,7 +92,7 @@ public sealed class Transformer : nn.Module
     public Tensor ForwardTraining(Tensor tokens)
     {
         var t = (int)tokens.shape[1];
-        var (cos, sin) = _rope.Slice(0, t, DType);
+        var (cos, sin) = Rope(t).Slice(0, t, DType);
         var mask = ones(t, t, @bool, Device).tril();
         var x = tok_embeddings.forward(tokens);
         for (var i = 0; i < layers.Count; i++)
@@ -97,6 +100,11 @@ public sealed class Transformer : nn.Module
         x = norm.forward(x);
         return output is null ? F.linear(x, tok_embeddings.Weight) : output.forward(x);
     }
+
+    /// <summary>The rotation for a context of <paramref name="context"/> positions: longrope's long factors past the
+    /// original length (decided per cache, never per pass; see <see cref="RotaryEmbedding"/>), else the one table.</summary>
+    RotaryEmbedding Rope(int context) =>
+        _ropeLong is not null && context > Config.RopeScaling!.OriginalMaxPositions ? _ropeLong : _rope;
 
     /// <summary>Fills every weight from a seeded normal distribution N(0, std), and each RMSNorm weight from
     /// 1 + N(0, <see cref="NormWeightSpread"/>): random models for tests and benchmarks, and the starting point of
@@ -120,7 +128,11 @@ public sealed class Transformer : nn.Module
 
     protected override void Dispose(bool disposing)
     {
-        if (disposing) _rope.Dispose();
+        if (disposing)
+        {
+            _rope.Dispose();
+            _ropeLong?.Dispose();
+        }
         base.Dispose(disposing);
     }
 
@@ -149,6 +161,7 @@ public sealed class Transformer : nn.Module
     sealed class Attention : nn.Module
     {
         readonly Projection wqkv, wo;
+        readonly RmsNorm? q_norm, k_norm;
         readonly int _heads, _kvHeads, _headDim;
 
         public Attention(ModelConfig config, ScalarType dtype, Device device) : base(nameof(Attention))
@@ -156,6 +169,11 @@ public sealed class Transformer : nn.Module
             (_heads, _kvHeads, _headDim) = (config.NumHeads, config.NumKvHeads, config.HeadDim);
             wqkv = new Projection(config.HiddenSize, config.QkvSize, config.AttentionBias, dtype, device);
             wo = new Projection(_heads * _headDim, config.HiddenSize, hasBias: false, dtype, device);
+            if (config.QkNorm)
+            {
+                q_norm = new RmsNorm(_headDim, config.RmsNormEps, dtype, device);
+                k_norm = new RmsNorm(_headDim, config.RmsNormEps, dtype, device);
+            }
             RegisterComponents();
         }
 
@@ -164,6 +182,9 @@ public sealed class Transformer : nn.Module
             long b = x.shape[0], t = x.shape[1];
             // Rotate q and k in one go, in [b, t, heads, d] layout (cos/sin broadcast over heads): fewer ops per layer.
             var qkv = wqkv.forward(x).view(b, t, _heads + 2 * _kvHeads, _headDim);
+            if (q_norm is not null && k_norm is not null)
+                qkv = cat([q_norm.forward(qkv.narrow(2, 0, _heads).contiguous()),
+                    k_norm.forward(qkv.narrow(2, _heads, _kvHeads).contiguous()), qkv.narrow(2, _heads + _kvHeads, _kvHeads)], 2);
             var qk = Kernels.RotateHeads(qkv, _heads + _kvHeads, cos, sin);
             var q = qk.narrow(2, 0, _heads).transpose(1, 2);
             var k = qk.narrow(2, _heads, _kvHeads).transpose(1, 2);

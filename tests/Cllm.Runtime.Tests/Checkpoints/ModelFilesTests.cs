@@ -20,11 +20,17 @@ public sealed class ModelFilesTests
 
         // The files carry Hugging Face's names and per-projection tensors.
         var header = SafeTensors.ReadHeader(folder.File("model.safetensors"));
-        Assert.Contains("model.layers.1.self_attn.k_proj.weight", header.Keys);
-        Assert.Contains("model.layers.0.mlp.up_proj.weight", header.Keys);
+        // Phi-3 checkpoints keep their fused tensors under their own names.
+        var fused = model.Config.FusedCheckpointTensors;
+        Assert.Contains(fused ? "model.layers.1.self_attn.qkv_proj.weight" : "model.layers.1.self_attn.k_proj.weight", header.Keys);
+        Assert.Contains(fused ? "model.layers.0.mlp.gate_up_proj.weight" : "model.layers.0.mlp.up_proj.weight", header.Keys);
+        Assert.Equal(model.Config.QkNorm, header.ContainsKey("model.layers.0.self_attn.q_norm.weight"));
         Assert.Equal(model.Config.TieWordEmbeddings, !header.ContainsKey("lm_head.weight"));
         Assert.Equal(model.Config.AttentionBias, header.ContainsKey("model.layers.0.self_attn.q_proj.bias"));
-        Assert.Equal([model.Config.NumKvHeads * model.Config.HeadDim, model.Config.HiddenSize], header["model.layers.0.self_attn.v_proj.weight"].Shape);
+        if (!fused)
+            Assert.Equal([model.Config.NumKvHeads * model.Config.HeadDim, model.Config.HiddenSize], header["model.layers.0.self_attn.v_proj.weight"].Shape);
+        else
+            Assert.Equal([model.Config.QkvSize, model.Config.HiddenSize], header["model.layers.0.self_attn.qkv_proj.weight"].Shape);
         Assert.Equal(model.Config, ModelConfig.Load(folder.File("config.json")) with { EosTokenIds = model.Config.EosTokenIds });
         Assert.Equal(model.Config.EosTokenIds, ModelConfig.Load(folder.File("config.json")).EosTokenIds);
 

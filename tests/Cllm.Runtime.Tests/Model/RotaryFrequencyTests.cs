@@ -22,9 +22,9 @@ public sealed class RotaryFrequencyTests
     static double[] Plain(double theta) =>
         [.. Enumerable.Range(0, HeadDim / 2).Select(j => Math.Pow(theta, -2.0 * j / HeadDim))];
 
-    static void AssertTables(ModelConfig config, double[] inverseFrequencies)
+    static void AssertTables(ModelConfig config, double[] inverseFrequencies, double scale = 1, bool longFactors = false)
     {
-        using var rope = new RotaryEmbedding(config, CPU);
+        using var rope = new RotaryEmbedding(config, CPU, longFactors);
         using var scope = NewDisposeScope();
         var (cos, sin) = rope.Slice(0, Positions, float32);
         var c = cos.reshape(Positions, HeadDim).data<float>().ToArray();
@@ -34,8 +34,8 @@ public sealed class RotaryFrequencyTests
             {
                 // Hugging Face's layout: dimension j pairs with j + d/2, both rotated by frequency j mod d/2.
                 var angle = p * inverseFrequencies[j % (HeadDim / 2)];
-                Assert.True(Math.Abs(Math.Cos(angle) - c[p * HeadDim + j]) < 2e-6, $"cos at position {p}, dim {j}");
-                Assert.True(Math.Abs(Math.Sin(angle) - s[p * HeadDim + j]) < 2e-6, $"sin at position {p}, dim {j}");
+                Assert.True(Math.Abs(scale * Math.Cos(angle) - c[p * HeadDim + j]) < 2e-6, $"cos at position {p}, dim {j}");
+                Assert.True(Math.Abs(scale * Math.Sin(angle) - s[p * HeadDim + j]) < 2e-6, $"sin at position {p}, dim {j}");
             }
     }
 
@@ -75,5 +75,18 @@ public sealed class RotaryFrequencyTests
         Assert.Equal([plain[0], plain[1], plain[3] / 8], [expected[0], expected[1], expected[3]]);
         Assert.InRange(expected[2], plain[2] / 8 * 1.01, plain[2] * 0.99);
         AssertTables(Config(scaling) with { MaxPositions = 2048 }, expected);
+    }
+
+    [Fact]
+    public void LongropeDividesEachFrequencyByItsShortOrLongFactorAndScalesCosAndSin()
+    {
+        // Phi-3's longrope (Hugging Face's definition): inv_freq_j = 1 / (factor_j * theta^(2j/d)), cos and sin times
+        // the attention factor, in both the short and the long table.
+        double[] shortFactors = [1, 1.5, 2, 4], longFactors = [1, 3, 9, 27];
+        var scaling = new RopeScaling("longrope", 4, OriginalMaxPositions: 64, ShortFactor: shortFactors, LongFactor: longFactors,
+            AttentionFactor: 1.2);
+        var plain = Plain(10000);
+        AssertTables(Config(scaling), [.. plain.Select((f, j) => f / shortFactors[j])], scale: 1.2);
+        AssertTables(Config(scaling), [.. plain.Select((f, j) => f / longFactors[j])], scale: 1.2, longFactors: true);
     }
 }

@@ -40,6 +40,28 @@ public sealed class TransformerTests
         Assert.True(maxDiff < 1e-4, $"{shape}: max |full - stepped| = {maxDiff}");
     }
 
+    [Fact]
+    public void LongropeChoosesItsFactorsByTheCacheLengthNotByThePass()
+    {
+        // phi3-longrope's original length is 64: a 64-position cache rotates by the short factors, a 65-position one by
+        // the long ones, whatever the positions of the pass; training passes decide by their own length.
+        using var model = TestModels.Create("phi3-longrope", seed: 5);
+        Assert.Equal(64, model.Config.RopeScaling!.OriginalMaxPositions);
+        var prompt = TestModels.RandomPrompt(model.Config.VocabSize, 20, seed: 8);
+        using var scope = NewDisposeScope();
+        using var _ = inference_mode();
+        var ids = tensor(prompt.Select(x => (long)x).ToArray()).unsqueeze(0);
+        Tensor Run(int capacity)
+        {
+            using var cache = new KvCache(model.Config, capacity, model.DType, model.Device);
+            return model.Forward(ids, 0, cache);
+        }
+        var (within, past, farPast) = (Run(64), Run(65), Run(256));
+        Assert.True((within - past).abs().max().item<float>() > 1e-2, "the long factors must change the logits");
+        Assert.True(past.allclose(farPast, rtol: 0, atol: 1e-5));
+        Assert.True(within.allclose(model.ForwardTraining(ids), rtol: 0, atol: 1e-4));
+    }
+
     [Theory]
     [MemberData(nameof(Shapes))]
     public void BranchesLaidSideBySideGiveEachBranchItsOwnCausalLogits(string shape)

@@ -60,7 +60,7 @@ public static class ChatFormats
 
         return config.Architecture switch
         {
-            "Qwen2ForCausalLM" => ChatMl,
+            "Qwen2ForCausalLM" or "Qwen3ForCausalLM" => ChatMl,
             "MistralForCausalLM" => Llama2,
             _ when config.VocabSize >= 128_000 => Llama3,
             _ => Instruction,
