@@ -30,6 +30,7 @@ public static class SafeTensors
     const int HeaderAlignment = 8;
     // Tensors are copied in pieces of at most this many bytes (Span<byte> is limited to 2 GiB).
     const int ChunkBytes = 1 << 30;
+    const int ReadPieceBytes = 16 << 20;
 
     /// <summary>Loads every tensor of a safetensors file onto the CPU (or <paramref name="device"/>).</summary>
     /// <param name="path">The .safetensors file.</param>
@@ -106,20 +107,46 @@ public static class SafeTensors
                     "weights must be F32, F16 or BF16. Use an unquantised checkpoint, or dequantise it before loading");
             targets.Add((info, entry, target));
         }
-        foreach (var (info, entry, target) in targets)
+        // Tensors of the destination's dtype in CPU memory are read in place, in pieces spread over the cores: a fresh
+        // tensor's pages are faulted in as the bytes land, and two readers halved a 1 GB model's read time here.
+        bool Direct(Tensor target, SafeTensorsDType.Entry entry) =>
+            entry.ScalarType == target.dtype && target.device_type == DeviceType.CPU && target.is_contiguous();
+        var pieces = new List<(nint Memory, long FileOffset, int Length, string Name)>();
+        foreach (var (info, entry, target) in targets.Where(x => Direct(x.Target, x.DType)))
+            for (long at = 0; at < info.ByteLength; at += ReadPieceBytes)
+                pieces.Add((Model.LinearKernel.Pointer(target) + (nint)at, header.DataStart + info.Begin + at,
+                    (int)Math.Min(ReadPieceBytes, info.ByteLength - at), info.Name));
+        try
+        {
+            Parallel.ForEach(pieces, new ParallelOptions { MaxDegreeOfParallelism = Math.Min(4, Environment.ProcessorCount) }, piece =>
+            {
+                unsafe
+                {
+                    var bytes = new Span<byte>((byte*)piece.Memory, piece.Length);
+                    for (var done = 0; done < bytes.Length;)
+                    {
+                        var read = RandomAccess.Read(stream.SafeFileHandle, bytes[done..], piece.FileOffset + done);
+                        if (read == 0)
+                            throw Invalid(path, $"the file ended while reading tensor '{piece.Name}' (the file shrank while it was being read?)");
+                        done += read;
+                    }
+                }
+            });
+        }
+        catch (AggregateException e) when (e.InnerExceptions.Count > 0)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(e.InnerExceptions[0]);
+        }
+        GC.KeepAlive(targets);
+        foreach (var (info, entry, target) in targets.Where(x => !Direct(x.Target, x.DType)))
         {
             stream.Position = header.DataStart + info.Begin;
             try
             {
-                if (entry.ScalarType == target.dtype && target.device_type == DeviceType.CPU && target.is_contiguous())
-                    ReadInto(stream, target, info.ByteLength);
-                else
-                {
-                    using var temporary = empty(info.Shape, entry.ScalarType!.Value);
-                    ReadInto(stream, temporary, info.ByteLength);
-                    using var _ = no_grad();
-                    target.copy_(temporary);
-                }
+                using var temporary = empty(info.Shape, entry.ScalarType!.Value);
+                ReadInto(stream, temporary, info.ByteLength);
+                using var _ = no_grad();
+                target.copy_(temporary);
             }
             catch (EndOfStreamException e)
             {
