@@ -82,9 +82,6 @@ public sealed class CllmEngine : IDisposable
         if (context < 2 || context > max)
             throw new ArgumentOutOfRangeException(nameof(options), context,
                 $"ContextLength must be between 2 and the {max} positions the model addresses.");
-        if (model.Config.SlidingWindow is { } window && context > window)
-            throw new ArgumentOutOfRangeException(nameof(options), context,
-                $"ContextLength {context} exceeds the model's sliding window ({window}); attention past it is not implemented.");
         _cache = new KvCache(model.Config, context, model.DType, model.Device);
     }
 

@@ -12,7 +12,7 @@ static class TestModels
     /// rounding could flip) are vanishingly rare, small enough that outputs are varied, not one repeated token.</summary>
     public const double InitStd = 0.25;
 
-    public static readonly string[] Shapes = ["mha", "gqa-tied", "qwen2-bias", "linear-rope", "llama3-rope", "dynamic-rope"];
+    public static readonly string[] Shapes = ["mha", "gqa-tied", "qwen2-bias", "linear-rope", "llama3-rope", "dynamic-rope", "mistral-window"];
 
     public static ModelConfig Config(string shape) => shape switch
     {
@@ -31,6 +31,11 @@ static class TestModels
         "dynamic-rope" => ModelConfig.Preset("tiny") with
         {
             VocabSize = 512, MaxPositions = 64, RopeScaling = new RopeScaling("dynamic", 2),
+        },
+        // A sliding window far shorter than the tests' sequences, so attention past it is exercised.
+        "mistral-window" => ModelConfig.Preset("tiny") with
+        {
+            Architecture = "MistralForCausalLM", VocabSize = 512, NumKvHeads = 2, SlidingWindow = 8, RmsNormEps = 1e-6,
         },
         _ => throw new ArgumentException(shape),
     };

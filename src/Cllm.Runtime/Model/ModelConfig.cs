@@ -32,10 +32,13 @@ public sealed record ModelConfig
     public bool TieWordEmbeddings { get; init; }
     /// <summary>Bias on the q/k/v projections (Qwen2).</summary>
     public bool AttentionBias { get; init; }
-    /// <summary>Mistral's sliding window; attention is exact for contexts up to this length.</summary>
+    /// <summary>Sliding-window attention: a query at position p sees keys at positions in (p - window, p].</summary>
     public int? SlidingWindow { get; init; }
     public int? BosTokenId { get; init; }
     public IReadOnlyList<int> EosTokenIds { get; init; } = [];
+
+    /// <summary>Whether layer <paramref name="layer"/> attends through the sliding window (every layer, when there is one).</summary>
+    public bool IsSlidingLayer(int layer) => SlidingWindow is not null;
 
     public int QkvSize => (NumHeads + 2 * NumKvHeads) * HeadDim;
 

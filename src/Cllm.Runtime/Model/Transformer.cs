@@ -75,9 +75,10 @@ public sealed class Transformer : nn.Module
             var block = tensor(layout.Visible, [t, t], device: Device);
             mask = start == 0 ? block : cat([ones(t, start, @bool, Device), block], 1);
         }
+        var windowMask = SlidingWindowMask(mask, start, t, layout);
         var x = tok_embeddings.forward(tokens);
         for (var i = 0; i < layers.Count; i++)
-            x = layers[i].Forward(x, i, start, cos, sin, mask, cache);
+            x = layers[i].Forward(x, i, start, cos, sin, Config.IsSlidingLayer(i) ? windowMask : mask, cache);
         cache.Advance(length);
         if (lastPositionOnly && t > 1) x = x.narrow(1, t - 1, 1);
         x = norm.forward(x);
@@ -91,11 +92,29 @@ public sealed class Transformer : nn.Module
         var t = (int)tokens.shape[1];
         var (cos, sin) = _rope.Slice(0, t, DType);
         var mask = ones(t, t, @bool, Device).tril();
+        var windowMask = SlidingWindowMask(mask, 0, t, layout: null);
         var x = tok_embeddings.forward(tokens);
         for (var i = 0; i < layers.Count; i++)
-            x = layers[i].Forward(x, i, 0, cos, sin, mask, cache: null);
+            x = layers[i].Forward(x, i, 0, cos, sin, Config.IsSlidingLayer(i) ? windowMask : mask, cache: null);
         x = norm.forward(x);
         return output is null ? F.linear(x, tok_embeddings.Weight) : output.forward(x);
+    }
+
+    /// <summary>
+    /// The mask of the sliding-window layers: <paramref name="mask"/> (null: all visible) narrowed so that a query at
+    /// position p sees only keys at positions in (p - window, p], as Hugging Face and llama.cpp both define it. Keys
+    /// stay indexed by position in the cache (slot i holds position i before the pass); older ones are masked, not
+    /// dropped. While every query position is within the window of position 0 there is nothing to mask.
+    /// </summary>
+    Tensor? SlidingWindowMask(Tensor? mask, int start, int t, PassLayout? layout)
+    {
+        if (Config.SlidingWindow is not { } window || start + (layout?.Offsets.Max() ?? t - 1) < window) return mask;
+        var queries = layout is null
+            ? arange(start, start + t, device: Device)
+            : tensor(layout.Offsets.Select(o => (long)(start + o)).ToArray(), device: Device);
+        var keys = layout is null ? arange(start + t, device: Device) : cat([arange(start, device: Device), queries]);
+        var near = (queries.unsqueeze(1) - keys.unsqueeze(0)) < window;
+        return mask is null ? near : mask.logical_and(near);
     }
 
     /// <summary>Fills every weight from a seeded normal distribution N(0, std), and each RMSNorm weight from
