@@ -17,7 +17,7 @@ public sealed class OracleModels : IDisposable
     /// <summary>Large enough that logits are peaked and argmax ties are vanishingly rare (as in the runtime tests).</summary>
     public const double InitStd = 0.25;
 
-    public static readonly string[] Shapes = ["mha", "gqa-tied", "linear-rope", "llama3-rope", "mistral-wide-head", "llama-bias", "qwen2-bias"];
+    public static readonly string[] Shapes = ["mha", "gqa-tied", "linear-rope", "llama3-rope", "mistral-wide-head", "llama-bias", "qwen2-bias", "gemma2", "gemma3"];
 
     readonly string _root = Directory.CreateTempSubdirectory("cllm-oracle-").FullName;
     readonly Dictionary<string, Entry> _entries = [];
@@ -47,7 +47,18 @@ public sealed class OracleModels : IDisposable
         {
             VocabSize = 859, TieWordEmbeddings = true, BosTokenId = null, EosTokenIds = [858, 856],
         },
+        // Gemma 2: sliding window 8 on even layers (prompts run past it), soft-capped scores and logits, explicit head_dim.
+        "gemma2" => Gemma("Gemma2ForCausalLM") with { AttnLogitSoftcap = 50, FinalLogitSoftcap = 30, RopeTheta = 10000 },
+        // Gemma 3: q/k norms, local RoPE base 10000 on the window layers, theta 1e6 and linear scaling on the global ones.
+        "gemma3" => Gemma("Gemma3ForCausalLM") with { RopeTheta = 1_000_000, RopeLocalTheta = 10000, RopeScaling = new RopeScaling("linear", 8) },
         _ => throw new ArgumentException(shape),
+    };
+
+    // llama.cpp scales queries by 1/sqrt(head_dim) (it reads no query_pre_attn_scalar), so the scalar is head_dim here.
+    static ModelConfig Gemma(string architecture) => ModelConfig.Preset("tiny") with
+    {
+        Architecture = architecture, NumHeads = 4, NumKvHeads = 2, HeadDim = 32, QueryPreAttnScalar = 32, TieWordEmbeddings = true,
+        RmsNormEps = 1e-6, SlidingWindow = 8, SlidingWindowPattern = 2,
     };
 
     public Entry Get(string shape)

@@ -12,7 +12,7 @@ static class TestModels
     /// rounding could flip) are vanishingly rare, small enough that outputs are varied, not one repeated token.</summary>
     public const double InitStd = 0.25;
 
-    public static readonly string[] Shapes = ["mha", "gqa-tied", "qwen2-bias", "linear-rope", "llama3-rope", "dynamic-rope", "mistral-window"];
+    public static readonly string[] Shapes = ["mha", "gqa-tied", "qwen2-bias", "linear-rope", "llama3-rope", "dynamic-rope", "mistral-window", "gemma2", "gemma3"];
 
     public static ModelConfig Config(string shape) => shape switch
     {
@@ -37,7 +37,25 @@ static class TestModels
         {
             Architecture = "MistralForCausalLM", VocabSize = 512, NumKvHeads = 2, SlidingWindow = 8, RmsNormEps = 1e-6,
         },
+        // Gemma 2 and 3: alternating sliding-window (8) and global layers, explicit head_dim, GQA, tied embeddings.
+        "gemma2" => Gemma("Gemma2ForCausalLM") with
+        {
+            SlidingWindowPattern = 2, RopeTheta = 10000, QueryPreAttnScalar = 32, AttnLogitSoftcap = 50, FinalLogitSoftcap = 30,
+        },
+        // Gemma 3: q/k norms, a local RoPE base for the window layers, linear rope_scaling on the global ones only; a
+        // pattern of 2 (real models: 6) so the two layers hold both kinds; query_pre_attn_scalar != head_dim.
+        "gemma3" => Gemma("Gemma3ForCausalLM") with
+        {
+            SlidingWindowPattern = 2, RopeTheta = 1_000_000, RopeLocalTheta = 10000, RopeScaling = new RopeScaling("linear", 8),
+            QueryPreAttnScalar = 24,
+        },
         _ => throw new ArgumentException(shape),
+    };
+
+    static ModelConfig Gemma(string architecture) => ModelConfig.Preset("tiny") with
+    {
+        Architecture = architecture, VocabSize = 512, NumHeads = 4, NumKvHeads = 2, HeadDim = 32, TieWordEmbeddings = true,
+        RmsNormEps = 1e-6, SlidingWindow = 8,
     };
 
     public static Transformer Create(string shape, long seed, ScalarType dtype = ScalarType.Float32)

@@ -106,7 +106,19 @@ public static class ModelFiles
             hf[theirs + "mlp.up_proj.weight"] = w13.narrow(0, c.IntermediateSize, c.IntermediateSize);
             hf[theirs + "mlp.down_proj.weight"] = p[ours + "feed_forward.w2.weight"];
             hf[theirs + "input_layernorm.weight"] = p[ours + "attention_norm.weight"];
-            hf[theirs + "post_attention_layernorm.weight"] = p[ours + "ffn_norm.weight"];
+            if (c.IsGemma)
+            {
+                // Gemma's post_attention_layernorm norms the attention output; the MLP's input norm is pre_feedforward.
+                hf[theirs + "post_attention_layernorm.weight"] = p[ours + "post_attention_norm.weight"];
+                hf[theirs + "pre_feedforward_layernorm.weight"] = p[ours + "ffn_norm.weight"];
+                hf[theirs + "post_feedforward_layernorm.weight"] = p[ours + "post_ffn_norm.weight"];
+            }
+            else hf[theirs + "post_attention_layernorm.weight"] = p[ours + "ffn_norm.weight"];
+            if (c.QkNorm)
+            {
+                hf[theirs + "self_attn.q_norm.weight"] = p[ours + "attention.q_norm.weight"];
+                hf[theirs + "self_attn.k_norm.weight"] = p[ours + "attention.k_norm.weight"];
+            }
         }
         return hf;
     }

@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 namespace Cllm.Tests.Model;
 
 /// <summary>
-/// Sliding-window attention past the window, against <see cref="ReferenceDecoder"/> (float64, query by query from
+/// Sliding-window attention past the window (Mistral: every layer; Gemma 2 and 3: alternate layers), against <see cref="ReferenceDecoder"/> (float64, query by query from
 /// Hugging Face's definition). llama.cpp cannot be the oracle here: its "llama" architecture, which Mistral is
 /// exported as, reads no sliding window and attends to every earlier key.
 /// </summary>
@@ -13,6 +13,8 @@ public sealed class SlidingWindowTests
 {
     [Theory]
     [InlineData("mistral-window")]
+    [InlineData("gemma2")]
+    [InlineData("gemma3")]
     public void LogitsPastTheWindowMatchTheReference(string shape)
     {
         using var model = TestModels.Create(shape, seed: 21);
@@ -25,9 +27,9 @@ public sealed class SlidingWindowTests
         var diff = (ours - expected).abs().max().item<double>();
         Assert.True(diff < 1e-4, $"{shape}: max |ours - reference| = {diff}");
 
-        // The window must matter: the same weights attending to every key give other logits once past it, and the
-        // same logits within it.
-        using var full = new Transformer(model.Config with { SlidingWindow = null });
+        // The window must matter: the same weights attending to every key (a window longer than the prompt, so Gemma 3's
+        // sliding layers keep their local RoPE) give other logits once past it, and the same logits within it.
+        using var full = new Transformer(model.Config with { SlidingWindow = 1 << 20 });
         full.load_state_dict(model.state_dict());
         full.eval();
         var unwindowed = FullPass(full, prompt).to(float64);
