@@ -49,8 +49,9 @@ public sealed class OracleModels : IDisposable
         },
         // Gemma 2: sliding window 8 on even layers (prompts run past it), soft-capped scores and logits, explicit head_dim.
         "gemma2" => Gemma("Gemma2ForCausalLM") with { AttnLogitSoftcap = 50, FinalLogitSoftcap = 30, RopeTheta = 10000 },
-        // Gemma 3: q/k norms, local RoPE base 10000 on the window layers, theta 1e6 and linear scaling on the global ones.
-        "gemma3" => Gemma("Gemma3ForCausalLM") with { RopeTheta = 1_000_000, RopeLocalTheta = 10000, RopeScaling = new RopeScaling("linear", 8) },
+        // Gemma 3: q/k norms, theta 1e6 and linear scaling on the global layers, a local RoPE base on the window layers
+        // (20000, not the 10000 llama.cpp assumes when rope.freq_base_swa is absent, so the key is checked).
+        "gemma3" => Gemma("Gemma3ForCausalLM") with { RopeTheta = 1_000_000, RopeLocalTheta = 20000, RopeScaling = new RopeScaling("linear", 8) },
         _ => throw new ArgumentException(shape),
     };
 

@@ -16,8 +16,10 @@ namespace Cllm.Tests.Model;
 /// </summary>
 static class ReferenceDecoder
 {
-    /// <summary>Logits [tokens, vocab] of every position of <paramref name="tokens"/> (positions 0..T-1), float64.</summary>
-    public static Tensor Logits(Transformer model, int[] tokens)
+    /// <summary>Logits [tokens, vocab] of every position of <paramref name="tokens"/> (positions 0..T-1), float64.
+    /// <paramref name="ggmlGelu"/> computes GELU as llama.cpp's CPU backend does (ggml defines GGML_GELU_FP16: the input is
+    /// rounded to float16 and looked up in a float16 table of GELU values), to compare with llama.cpp beyond that rounding.</summary>
+    public static Tensor Logits(Transformer model, int[] tokens, bool ggmlGelu = false)
     {
         var c = model.Config;
         using var _ = no_grad();
@@ -71,7 +73,8 @@ static class ReferenceDecoder
                 var gate = m.matmul(W(p + "mlp.gate_proj.weight").t());
                 var up = m.matmul(W(p + "mlp.up_proj.weight").t());
                 // GELU, tanh approximation: 0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3))).
-                var gelu = 0.5 * gate * (1 + (Math.Sqrt(2 / Math.PI) * (gate + 0.044715 * gate.pow(3))).tanh());
+                static Tensor Gelu(Tensor x) => 0.5 * x * (1 + (Math.Sqrt(2 / Math.PI) * (x + 0.044715 * x.pow(3))).tanh());
+                var gelu = ggmlGelu ? Gelu(gate.to(float16).to(float32)).to(float16).to(float64) : Gelu(gate);
                 x = x + Norm((gelu * up).matmul(W(p + "mlp.down_proj.weight").t()), p + "post_feedforward_layernorm.weight");
             }
             else
