@@ -41,6 +41,8 @@ public sealed class OracleModels : IDisposable
         {
             Architecture = "MistralForCausalLM", NumHeads = 4, NumKvHeads = 2, HeadDim = 32, SlidingWindow = 1024, RmsNormEps = 1e-6,
         },
+        // Not in Shapes (llama.cpp ignores the window): ExportTests shows that it does.
+        "mistral-window" => ModelConfig.Preset("tiny") with { Architecture = "MistralForCausalLM", NumKvHeads = 2, SlidingWindow = 8 },
         "llama-bias" => ModelConfig.Preset("tiny") with { AttentionBias = true, NumKvHeads = 2 },
         // Qwen2: q/k/v biases, theta 1e6, tied embeddings (as Qwen2-0.5B), byte-level BPE (the Qwen2-style fixture, 859 tokens).
         "qwen2-bias" => ModelConfig.Preset("tiny-qwen2") with
