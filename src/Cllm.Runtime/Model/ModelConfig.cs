@@ -210,6 +210,16 @@ public sealed record ModelConfig
         int? slidingWindow = null;
         if (json["sliding_window"] is not null && (!isQwen2 || f.Bool("use_sliding_window") == true))
             slidingWindow = f.Int("sliding_window", 1, int.MaxValue);
+        // Qwen2 slides only the layers from max_window_layers (default 28) on: every layer (0) or none is supported.
+        var first = isQwen2 ? f.Int("max_window_layers", 0, MaxLayers) ?? 28 : 0;
+        if (slidingWindow is not null && first > 0)
+        {
+            var layerCount = f.Int("num_hidden_layers", 1, MaxLayers) ?? 0;
+            if (first >= layerCount) slidingWindow = null;
+            else
+                throw ConfigFields.Error(source, "max_window_layers", $"{first}", $"0 (every layer slides) or at least num_hidden_layers " +
+                    $"({layerCount}, no layer slides); a sliding window on layers {first} and up only is not supported");
+        }
 
         if (architecture is "Gemma2ForCausalLM" or "Gemma3ForCausalLM") return ReadGemma(json, f, architecture, source);
         return new ModelConfig
@@ -358,7 +368,7 @@ public sealed record ModelConfig
         if (SlidingWindow is { } w)
         {
             json["sliding_window"] = w;
-            if (Architecture == "Qwen2ForCausalLM") json["use_sliding_window"] = true;
+            if (Architecture == "Qwen2ForCausalLM") (json["use_sliding_window"], json["max_window_layers"]) = (true, 0);
         }
         if (RopeScaling is { } s)
         {

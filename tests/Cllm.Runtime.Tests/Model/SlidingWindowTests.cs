@@ -49,6 +49,19 @@ public sealed class SlidingWindowTests
         Assert.True((training - expected).abs().max().item<double>() < 1e-4);
     }
 
+    [Fact]
+    public void Qwen2SlidesEveryLayerOrNoneByMaxWindowLayers()
+    {
+        var json = System.Text.Json.Nodes.JsonNode.Parse((ModelConfig.Preset("tiny-qwen2") with { SlidingWindow = 8 }).ToJson())!.AsObject();
+        Assert.Equal(8, ModelConfig.FromJson(json).SlidingWindow); // written with max_window_layers 0: every layer slides
+        json["max_window_layers"] = System.Text.Json.Nodes.JsonNode.Parse("28"); // Hugging Face's default: layers 28 and up slide, none of these two
+        Assert.Null(ModelConfig.FromJson(json).SlidingWindow);
+        json["max_window_layers"] = System.Text.Json.Nodes.JsonNode.Parse("1");
+        var e = Assert.Throws<InvalidDataException>(() => ModelConfig.FromJson(json, "q/config.json"));
+        Assert.Contains("max_window_layers", e.Message);
+        Assert.Contains("q/config.json", e.Message);
+    }
+
     static Tensor FullPass(Transformer model, int[] prompt)
     {
         using var cache = new KvCache(model.Config, prompt.Length, model.DType, model.Device);
