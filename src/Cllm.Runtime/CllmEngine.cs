@@ -20,9 +20,9 @@ public sealed record EngineOptions
     public string Device { get; init; } = "cpu";
     /// <summary>Float32 is the exact reference; BFloat16 makes multi-token passes much cheaper on CPUs with AMX.</summary>
     public ModelDType DType { get; init; } = ModelDType.Float32;
-    /// <summary>Positions the KV cache holds (prompt + output). Default: the model's maximum, at most 4096 and at most
-    /// its sliding window (Phi-3-mini-4k: 2047). With longrope (Phi-3.5) it also picks the RoPE factors: the long ones
-    /// when it exceeds original_max_position_embeddings.</summary>
+    /// <summary>Positions the KV cache holds (prompt + output). Default: the model's maximum, at most 4096 (a sliding
+    /// window does not limit it: window layers attend to the keys within it). With longrope (Phi-3.5) it also picks
+    /// the RoPE factors: the long ones when it exceeds original_max_position_embeddings.</summary>
     public int? ContextLength { get; init; }
     /// <summary>Threads a pass uses (process-wide): libtorch's intra-op threads and the CPU kernels' (Model/Kernels).
     /// Default: TorchSharp's own choice and one kernel thread per processor.</summary>
@@ -80,13 +80,10 @@ public sealed class CllmEngine : IDisposable
         if (Options.QueueTimeout is { } wait && wait <= TimeSpan.Zero && wait != Timeout.InfiniteTimeSpan)
             throw new ArgumentOutOfRangeException(nameof(options), wait, "QueueTimeout must be positive (or null to wait as long as it takes).");
         var max = model.MaxPositions;
-        var context = Options.ContextLength ?? Math.Min(Math.Min(max, 4096), model.Config.SlidingWindow ?? int.MaxValue);
+        var context = Options.ContextLength ?? Math.Min(max, 4096);
         if (context < 2 || context > max)
             throw new ArgumentOutOfRangeException(nameof(options), context,
                 $"ContextLength must be between 2 and the {max} positions the model addresses.");
-        if (model.Config.SlidingWindow is { } window && context > window)
-            throw new ArgumentOutOfRangeException(nameof(options), context,
-                $"ContextLength {context} exceeds the model's sliding window ({window}); attention past it is not implemented.");
         _cache = new KvCache(model.Config, context, model.DType, model.Device);
     }
 

@@ -47,6 +47,8 @@ public sealed class ExportTests(OracleModels models) : IDisposable
         var mini = models.Get("phi3-mini");
         Assert.Equal("phi3", mini.LlamaCpp.Metadata["general.architecture"]);
         Assert.False(mini.LlamaCpp.Metadata.ContainsKey("phi3.rope.scaling.attn_factor"));
+        // llama.cpp's phi3 turns the sliding window off, so the file claims only the window (2047) as its context.
+        Assert.Equal("2047", mini.LlamaCpp.Metadata["phi3.context_length"]);
         // Fused: token_embd, output_norm, output and 6 per layer (norm, attn_qkv, attn_output, norm, ffn_up, ffn_down).
         Assert.Equal(3ul + 6ul * (ulong)mini.Model.Config.NumLayers, GgufWriter.ReadHeader(mini.Gguf).Tensors);
         // Its vocabulary lacks <|endoftext|>, which llama.cpp looks up for models named "phi3": the name leaves it out.
@@ -60,6 +62,59 @@ public sealed class ExportTests(OracleModels models) : IDisposable
         Assert.True(Math.Abs(scaling.AttentionFactor - attention) < 1e-5, $"attn_factor {attention}, config {scaling.AttentionFactor}");
         // Plus rope_factors_long and rope_factors_short.
         Assert.Equal(5ul + 6ul * (ulong)longRope.Model.Config.NumLayers, GgufWriter.ReadHeader(longRope.Gguf).Tensors);
+    }
+
+    [Fact]
+    public void GemmaKeysAndTensorsReachLlamaCpp()
+    {
+        foreach (var shape in new[] { "gemma2", "gemma3" })
+        {
+            var e = models.Get(shape);
+            var c = e.Model.Config;
+            var meta = e.LlamaCpp.Metadata;
+            Assert.Equal(shape, meta["general.architecture"]);
+            Assert.Equal("8", meta[$"{shape}.attention.sliding_window"]);
+            Assert.Equal("2", meta[$"{shape}.attention.sliding_window_pattern"]);
+            Assert.Equal(c.MaxPositions.ToString(), meta[$"{shape}.context_length"]);
+            // Tied: no output tensor. token_embd, output_norm; per layer 11 tensors (13 with Gemma 3's q/k norms).
+            var names = GgufExport.Build(e.Model, GgufVocabulary.FromModelFolder(e.Directory, e.Tokenizer)).TensorNames.ToList();
+            Assert.Equal(2 + (shape == "gemma3" ? 13 : 11) * c.NumLayers, names.Count);
+            Assert.DoesNotContain("output.weight", names);
+            Assert.Contains("blk.1.post_ffw_norm.weight", names);
+            Assert.Equal(shape == "gemma3", names.Contains("blk.0.attn_k_norm.weight"));
+        }
+        Assert.Equal("50.000000", models.Get("gemma2").LlamaCpp.Metadata["gemma2.attn_logit_softcapping"]);
+        Assert.Equal("20000.000000", models.Get("gemma3").LlamaCpp.Metadata["gemma3.rope.freq_base_swa"]);
+    }
+
+    [Fact]
+    public void GemmaShapesLlamaCppCannotRunAreRefused()
+    {
+        var gemma2 = OracleModels.Config("gemma2");
+        foreach (var (config, reason) in new[]
+                 {
+                     (gemma2 with { QueryPreAttnScalar = 48 }, "query_pre_attn_scalar"),
+                     (gemma2 with { TieWordEmbeddings = false }, "untied"),
+                     (gemma2 with { FinalLogitSoftcap = null }, "soft-caps"),
+                     (OracleModels.Config("gemma3") with { AttnLogitSoftcap = 50 }, "no soft-capping"),
+                 })
+            Assert.Contains(reason, Assert.Throws<NotSupportedException>(() => GgufExport.Check(config)).Message);
+    }
+
+    [Fact]
+    public void LlamaArchitectureIgnoresMistralsSlidingWindow()
+    {
+        // Why Mistral's window past its length is checked against a reference decoder instead: llama.cpp's llama
+        // architecture reads no window and attends to every key. The file claims only the window as its context.
+        var e = models.Get("mistral-window");
+        Assert.Equal("8", e.LlamaCpp.Metadata["llama.context_length"]);
+        var prompt = OracleModels.RandomPrompt(e.Model.Config.VocabSize, 40, 5);
+        var theirs = e.LlamaCpp.Logits(prompt);
+        using var windowless = new Transformer(e.Model.Config with { SlidingWindow = null });
+        windowless.load_state_dict(e.Model.state_dict());
+        static double Worst(float[][] a, float[][] b) => a.Zip(b).Max(p => p.First.Zip(p.Second).Max(x => Math.Abs(x.First - x.Second)));
+        Assert.True(Worst(theirs, LogitAgreementTests.OurLogits(windowless, prompt)) < 1e-4);
+        Assert.True(Worst(theirs, LogitAgreementTests.OurLogits(e.Model, prompt)) > 0.1);
     }
 
     [Fact]

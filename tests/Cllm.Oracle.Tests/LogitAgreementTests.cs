@@ -7,7 +7,8 @@ namespace Cllm.Oracle.Tests;
 [Collection(OracleCollection.Name)]
 public sealed class LogitAgreementTests(OracleModels models, ITestOutputHelper output)
 {
-    public static TheoryData<string> Shapes => new(OracleModels.Shapes);
+    // Gemma's GELU is table-rounded in llama.cpp, so its shapes are compared in GemmaOracleTests.
+    public static TheoryData<string> Shapes => new(OracleModels.Shapes.Where(s => !s.StartsWith("gemma", StringComparison.Ordinal)));
 
     [Theory]
     [MemberData(nameof(Shapes))]

@@ -13,7 +13,10 @@ static class TestModels
     public const double InitStd = 0.25;
 
     public static readonly string[] Shapes =
-        ["mha", "gqa-tied", "qwen2-bias", "linear-rope", "llama3-rope", "dynamic-rope", "qwen3-qknorm", "phi3-longrope"];
+    [
+        "mha", "gqa-tied", "qwen2-bias", "linear-rope", "llama3-rope", "dynamic-rope", "qwen3-qknorm", "phi3-longrope",
+        "mistral-window", "gemma2", "gemma3",
+    ];
 
     public static ModelConfig Config(string shape) => shape switch
     {
@@ -44,6 +47,25 @@ static class TestModels
         {
             Architecture = "Phi3ForCausalLM", VocabSize = 512, MaxPositions = 256, RopeScaling = LongRope(headDim: 16, original: 64, max: 256),
         },
+        // Phi-3 with a window (as Phi-3-mini-4k's 2047) far shorter than the sliding-window tests' prompts; not in Shapes.
+        "phi3-window" => Config("phi3-longrope") with { RopeScaling = null, SlidingWindow = 8 },
+        // A sliding window far shorter than the tests' sequences, so attention past it is exercised.
+        "mistral-window" => ModelConfig.Preset("tiny") with
+        {
+            Architecture = "MistralForCausalLM", VocabSize = 512, NumKvHeads = 2, SlidingWindow = 8, RmsNormEps = 1e-6,
+        },
+        // Gemma 2 and 3: alternating sliding-window (8) and global layers, explicit head_dim, GQA, tied embeddings.
+        "gemma2" => Gemma("Gemma2ForCausalLM") with
+        {
+            SlidingWindowPattern = 2, RopeTheta = 10000, QueryPreAttnScalar = 32, AttnLogitSoftcap = 50, FinalLogitSoftcap = 30,
+        },
+        // Gemma 3: q/k norms, a local RoPE base for the window layers, linear rope_scaling on the global ones only; a
+        // pattern of 2 (real models: 6) so the two layers hold both kinds; query_pre_attn_scalar != head_dim.
+        "gemma3" => Gemma("Gemma3ForCausalLM") with
+        {
+            SlidingWindowPattern = 2, RopeTheta = 1_000_000, RopeLocalTheta = 10000, RopeScaling = new RopeScaling("linear", 8),
+            QueryPreAttnScalar = 24,
+        },
         _ => throw new ArgumentException(shape),
     };
 
@@ -53,6 +75,12 @@ static class TestModels
         ShortFactor: [.. Enumerable.Range(0, headDim / 2).Select(j => 1 + 0.1 * j)],
         LongFactor: [.. Enumerable.Range(0, headDim / 2).Select(j => 1.0 + j * j)],
         AttentionFactor: Math.Sqrt(1 + Math.Log((double)max / original) / Math.Log(original)));
+
+    static ModelConfig Gemma(string architecture) => ModelConfig.Preset("tiny") with
+    {
+        Architecture = architecture, VocabSize = 512, NumHeads = 4, NumKvHeads = 2, HeadDim = 32, TieWordEmbeddings = true,
+        RmsNormEps = 1e-6, SlidingWindow = 8,
+    };
 
     public static Transformer Create(string shape, long seed, ScalarType dtype = ScalarType.Float32)
     {

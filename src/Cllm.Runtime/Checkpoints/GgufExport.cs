@@ -22,6 +22,9 @@ public enum GgufDType
 /// RoPE, fused attn_qkv, ffn_up holding gate then up; longrope as rope_factors_short/long tensors, the
 /// original length and the attention factor), tied embeddings by leaving out <c>output</c>, linear RoPE scaling
 /// as llama.cpp's linear scaling and llama3 RoPE scaling as a <c>rope_freqs</c> tensor of per-frequency divisors.
+/// Gemma 2 and Gemma 3 as "gemma2" / "gemma3" (NeoX RoPE; norm weights written as 1 + w, the scale llama.cpp
+/// multiplies by, as convert_hf_to_gguf.py writes them; soft-caps, sliding window and its layer period, Gemma 3's
+/// local RoPE base).
 /// What llama.cpp cannot represent (dynamic NTK scaling as this engine does it) is refused with
 /// <see cref="NotSupportedException"/>.
 /// </summary>
@@ -47,6 +50,8 @@ public static class GgufExport
             "Qwen2ForCausalLM" => "qwen2",
             "Qwen3ForCausalLM" => "qwen3",
             "Phi3ForCausalLM" => "phi3",
+            "Gemma2ForCausalLM" => "gemma2",
+            "Gemma3ForCausalLM" => "gemma3",
             var other => throw new NotSupportedException($"Architecture '{other}' has no GGUF export."),
         };
         switch (config.RopeScaling)
@@ -64,7 +69,27 @@ public static class GgufExport
         }
         if (arch == "qwen2" && !config.AttentionBias)
             throw new NotSupportedException("llama.cpp's qwen2 architecture requires q/k/v biases; this Qwen2 config has none.");
+        if (config.IsGemma) CheckGemma(config, arch);
         return arch;
+    }
+
+    /// <summary>What llama.cpp's gemma2/gemma3 graphs fix rather than read from the file.</summary>
+    static void CheckGemma(ModelConfig c, string arch)
+    {
+        void Refuse(string what) => throw new NotSupportedException($"{c.Architecture} cannot be exported for llama.cpp: {what}");
+        if (!c.TieWordEmbeddings) Refuse("llama.cpp's Gemma uses the token embedding as the output head; this config has an untied lm_head.");
+        if (c.AttentionBias) Refuse("llama.cpp's Gemma has no q/k/v biases.");
+        if (c.SlidingWindow is null) Refuse("llama.cpp's Gemma expects a sliding window.");
+        // llama.cpp scales queries by 1/sqrt(head_dim), or 1/sqrt(hidden / heads) for the 27B layer counts.
+        var largest = arch == "gemma2" ? c.NumLayers == 46 : c.NumLayers == 62;
+        double scalar = largest ? c.HiddenSize / c.NumHeads : c.HeadDim;
+        if (c.QueryPreAttnScalar is { } q && q != scalar)
+            Refuse($"query_pre_attn_scalar is {q}; llama.cpp scales attention by 1/sqrt({scalar}) for this shape and reads no such key.");
+        if (arch == "gemma2" && (c.AttnLogitSoftcap is null || c.FinalLogitSoftcap is null))
+            Refuse("llama.cpp's gemma2 always soft-caps attention scores and logits; this config leaves one uncapped.");
+        if (arch == "gemma3" && (c.AttnLogitSoftcap is not null || c.FinalLogitSoftcap is not null))
+            Refuse("llama.cpp's gemma3 has no soft-capping; this config sets attn_logit_softcapping or final_logit_softcapping.");
+        if (arch == "gemma2" && c.RopeScaling is not null) Refuse("RoPE scaling is not exported for gemma2.");
     }
 
     /// <summary>Writes <paramref name="model"/> with <paramref name="vocabulary"/> to <paramref name="outputPath"/>.</summary>
@@ -85,8 +110,9 @@ public static class GgufExport
         w.Add("general.name", SafeName(name ?? "cllm", vocabulary));
         // LLAMA_FTYPE_ALL_F32 / MOSTLY_F16 / MOSTLY_BF16
         w.Add("general.file_type", dtype switch { GgufDType.F16 => 1u, GgufDType.BF16 => 32u, _ => 0u });
-        // Mistral's sliding window: the engine only serves contexts within it, where attention is exact.
-        var context = c.SlidingWindow is { } window ? Math.Min(window, c.MaxPositions) : c.MaxPositions;
+        // A sliding window outside Gemma (Mistral, Phi-3, Qwen2/3): llama.cpp's llama, phi3 and qwen graphs ignore it
+        // (attend to every key), so the file claims only the context within the window, where both agree.
+        var context = c.SlidingWindow is { } window && !c.IsGemma ? Math.Min(window, c.MaxPositions) : c.MaxPositions;
         w.Add($"{arch}.context_length", (uint)context);
         w.Add($"{arch}.embedding_length", (uint)c.HiddenSize);
         w.Add($"{arch}.block_count", (uint)c.NumLayers);
@@ -110,12 +136,24 @@ public static class GgufExport
             w.Add($"{arch}.rope.scaling.original_context_length", (uint)longRope.OriginalMaxPositions!.Value);
             w.Add($"{arch}.rope.scaling.attn_factor", (float)longRope.AttentionFactor);
         }
+        if (c.IsGemma)
+        {
+            w.Add($"{arch}.attention.sliding_window", (uint)c.SlidingWindow!.Value);
+            // Layer i is global when (i + 1) % period == 0: llama.cpp's swa pattern (its default is 2 for gemma2, 6 for gemma3).
+            w.Add($"{arch}.attention.sliding_window_pattern", (uint)(c.SlidingWindowPattern ?? c.NumLayers + 1));
+            if (c.AttnLogitSoftcap is { } attnCap) w.Add($"{arch}.attn_logit_softcapping", (float)attnCap);
+            if (c.FinalLogitSoftcap is { } finalCap) w.Add($"{arch}.final_logit_softcapping", (float)finalCap);
+            if (c.RopeLocalTheta is { } local) w.Add($"{arch}.rope.freq_base_swa", (float)local);
+        }
 
         var eos = c.EosTokenIds.Count > 0 ? c.EosTokenIds : null;
         vocabulary.WriteTo(w, eosOverride: eos);
 
         var tensors = model.state_dict();
         var big = dtype switch { GgufDType.F16 => GgufTensorType.F16, GgufDType.BF16 => GgufTensorType.BF16, _ => GgufTensorType.F32 };
+        // Gemma applies its norms as 1 + w; llama.cpp multiplies by the stored weight, so the file holds 1 + w.
+        void Norm(string ggufName, string ours) =>
+            Add(ggufName, tensors[ours], matrix: false, c.IsGemma ? t => t.to(float32) + 1 : null);
         void Add(string ggufName, Tensor source, bool matrix, Func<Tensor, Tensor>? transform = null)
         {
             var type = matrix ? big : GgufTensorType.F32;
@@ -138,7 +176,7 @@ public static class GgufExport
         {
             var (ours, blk) = ($"layers.{i}.", $"blk.{i}.");
             var wqkv = tensors[ours + "attention.wqkv.weight"];
-            Add(blk + "attn_norm.weight", tensors[ours + "attention_norm.weight"], matrix: false);
+            Norm(blk + "attn_norm.weight", ours + "attention_norm.weight");
             if (fused) Add(blk + "attn_qkv.weight", wqkv, matrix: true);
             else
             {
@@ -155,11 +193,12 @@ public static class GgufExport
             }
             if (c.QkNorm)
             {
-                Add(blk + "attn_q_norm.weight", tensors[ours + "attention.q_norm.weight"], matrix: false);
-                Add(blk + "attn_k_norm.weight", tensors[ours + "attention.k_norm.weight"], matrix: false);
+                Norm(blk + "attn_q_norm.weight", ours + "attention.q_norm.weight");
+                Norm(blk + "attn_k_norm.weight", ours + "attention.k_norm.weight");
             }
             Add(blk + "attn_output.weight", tensors[ours + "attention.wo.weight"], matrix: true);
-            Add(blk + "ffn_norm.weight", tensors[ours + "ffn_norm.weight"], matrix: false);
+            if (c.IsGemma) Norm(blk + "post_attention_norm.weight", ours + "post_attention_norm.weight");
+            Norm(blk + "ffn_norm.weight", ours + "ffn_norm.weight");
             var w13 = tensors[ours + "feed_forward.w13.weight"];
             long ff = c.IntermediateSize;
             if (fused) Add(blk + "ffn_up.weight", w13, matrix: true);
@@ -169,8 +208,9 @@ public static class GgufExport
                 w.AddTensor(blk + "ffn_up.weight", [ff, c.HiddenSize], big, () => Bytes(w13.narrow(0, ff, ff), big));
             }
             Add(blk + "ffn_down.weight", tensors[ours + "feed_forward.w2.weight"], matrix: true);
+            if (c.IsGemma) Norm(blk + "post_ffw_norm.weight", ours + "post_ffn_norm.weight");
         }
-        Add("output_norm.weight", tensors["norm.weight"], matrix: false);
+        Norm("output_norm.weight", "norm.weight");
         if (!c.TieWordEmbeddings) Add("output.weight", tensors["output.weight"], matrix: true);
         if (c.RopeScaling is { Type: "llama3" })
         {

@@ -120,7 +120,14 @@ public static class ModelFiles
             }
             hf[theirs + "mlp.down_proj.weight"] = p[ours + "feed_forward.w2.weight"];
             hf[theirs + "input_layernorm.weight"] = p[ours + "attention_norm.weight"];
-            hf[theirs + "post_attention_layernorm.weight"] = p[ours + "ffn_norm.weight"];
+            if (c.IsGemma)
+            {
+                // Gemma's post_attention_layernorm norms the attention output; the MLP's input norm is pre_feedforward.
+                hf[theirs + "post_attention_layernorm.weight"] = p[ours + "post_attention_norm.weight"];
+                hf[theirs + "pre_feedforward_layernorm.weight"] = p[ours + "ffn_norm.weight"];
+                hf[theirs + "post_feedforward_layernorm.weight"] = p[ours + "post_ffn_norm.weight"];
+            }
+            else hf[theirs + "post_attention_layernorm.weight"] = p[ours + "ffn_norm.weight"];
         }
         return hf;
     }

@@ -27,8 +27,8 @@ public sealed record RopeScaling(string Type, double Factor, double LowFreqFacto
 }
 
 /// <summary>
-/// The hyper-parameters of a Llama-family decoder (Llama, Mistral, Qwen2, Qwen3, Phi-3, DeepSeek-Coder), read from and
-/// written to a Hugging Face <c>config.json</c>. Presets name the project's own random-initialised shapes.
+/// The hyper-parameters of a Llama-family decoder (Llama, Mistral, Qwen2, Qwen3, Phi-3, DeepSeek-Coder) or Gemma 2 / 3,
+/// read from and written to a Hugging Face <c>config.json</c>. Presets name the project's own random-initialised shapes.
 /// </summary>
 public sealed record ModelConfig
 {
@@ -47,13 +47,32 @@ public sealed record ModelConfig
     public bool TieWordEmbeddings { get; init; }
     /// <summary>Bias on the q/k/v projections (Qwen2).</summary>
     public bool AttentionBias { get; init; }
-    /// <summary>Mistral's sliding window; attention is exact for contexts up to this length.</summary>
+    /// <summary>Sliding-window attention: a query at position p sees keys at positions in (p - window, p].</summary>
     public int? SlidingWindow { get; init; }
+    /// <summary>Gemma: every this-many-th layer (1-based) attends globally, the others through the sliding window;
+    /// null: every layer uses the window.</summary>
+    public int? SlidingWindowPattern { get; init; }
+    /// <summary>Gemma: attention scores are scaled by 1/sqrt(query_pre_attn_scalar) instead of 1/sqrt(head_dim).</summary>
+    public double? QueryPreAttnScalar { get; init; }
+    /// <summary>Gemma 2: attention scores are soft-capped to cap * tanh(score / cap).</summary>
+    public double? AttnLogitSoftcap { get; init; }
+    /// <summary>Gemma 2: output logits are soft-capped to cap * tanh(logit / cap).</summary>
+    public double? FinalLogitSoftcap { get; init; }
+    /// <summary>Gemma 3: the RoPE base of the sliding-window layers (which take no rope_scaling).</summary>
+    public double? RopeLocalTheta { get; init; }
     public int? BosTokenId { get; init; }
     public IReadOnlyList<int> EosTokenIds { get; init; } = [];
 
-    /// <summary>Qwen3: an RMSNorm over head_dim on every query and key head, after projection and before RoPE.</summary>
-    public bool QkNorm => Architecture == "Qwen3ForCausalLM";
+    /// <summary>Whether layer <paramref name="layer"/> attends through the sliding window.</summary>
+    public bool IsSlidingLayer(int layer) => SlidingWindow is not null && (SlidingWindowPattern is not { } p || (layer + 1) % p != 0);
+
+    /// <summary>Gemma's block: RMSNorm weights applied as (1 + w), embeddings scaled by sqrt(hidden), GeGLU (tanh GELU),
+    /// norms before and after both attention and MLP.</summary>
+    public bool IsGemma => Architecture is "Gemma2ForCausalLM" or "Gemma3ForCausalLM";
+
+    /// <summary>An RMSNorm over head_dim on every query and key head, after projection and before RoPE (Qwen3, Gemma 3;
+    /// Gemma's scales by 1 + w as all its norms do).</summary>
+    public bool QkNorm => Architecture is "Qwen3ForCausalLM" or "Gemma3ForCausalLM";
 
     /// <summary>Phi-3: the checkpoint stores q/k/v as one qkv_proj and gate/up as one gate_up_proj (as the model holds them).</summary>
     public bool FusedCheckpointTensors => Architecture == "Phi3ForCausalLM";
@@ -65,13 +84,14 @@ public sealed record ModelConfig
         get
         {
             long d = HiddenSize, layer = d * QkvSize + (AttentionBias ? QkvSize : 0) + NumHeads * HeadDim * d
-                                         + 3 * d * IntermediateSize + 2 * d + (QkNorm ? 2 * HeadDim : 0);
+                                         + 3 * d * IntermediateSize + (IsGemma ? 4 : 2) * d + (QkNorm ? 2 * HeadDim : 0);
             return VocabSize * d * (TieWordEmbeddings ? 1 : 2) + NumLayers * layer + d;
         }
     }
 
     static readonly string[] SupportedArchitectures =
-        ["LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM", "Phi3ForCausalLM"];
+        ["LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM", "Phi3ForCausalLM",
+         "Gemma2ForCausalLM", "Gemma3ForCausalLM"];
 
     /// <summary>Shapes for tests and benchmarks, all with the built-in 4096-piece SentencePiece tokenizer.</summary>
     public static ModelConfig Preset(string name) => name switch
@@ -136,6 +156,11 @@ public sealed record ModelConfig
         Require(RopeTheta > 0, "rope_theta must be positive.");
         Require(MaxPositions > 0, "max_position_embeddings must be positive.");
         Require(SlidingWindow is null or > 0, $"sliding_window ({SlidingWindow}) must be positive.");
+        Require(SlidingWindowPattern is null or > 0, $"sliding_window_pattern ({SlidingWindowPattern}) must be positive.");
+        Require(QueryPreAttnScalar is null or > 0, $"query_pre_attn_scalar ({QueryPreAttnScalar}) must be positive.");
+        Require(AttnLogitSoftcap is null or > 0, $"attn_logit_softcapping ({AttnLogitSoftcap}) must be positive or null.");
+        Require(FinalLogitSoftcap is null or > 0, $"final_logit_softcapping ({FinalLogitSoftcap}) must be positive or null.");
+        Require(RopeLocalTheta is null or > 0, $"rope_local_base_freq ({RopeLocalTheta}) must be positive.");
         Require(BosTokenId is null || (BosTokenId >= 0 && BosTokenId < VocabSize),
             $"bos_token_id {BosTokenId} is outside the vocabulary (0 to {VocabSize - 1}); fix bos_token_id or vocab_size.");
         foreach (var eos in EosTokenIds)
@@ -204,6 +229,8 @@ public sealed record ModelConfig
                 "qwen2" => "Qwen2ForCausalLM",
                 "qwen3" => "Qwen3ForCausalLM",
                 "phi3" => "Phi3ForCausalLM",
+                "gemma2" => "Gemma2ForCausalLM",
+                "gemma3_text" => "Gemma3ForCausalLM",
                 null => throw new InvalidDataException($"{source}: neither 'architectures' nor 'model_type' is given; " +
                                                        "add \"architectures\": [\"LlamaForCausalLM\"] (or the model's own class)."),
                 var other => other,
@@ -219,13 +246,24 @@ public sealed record ModelConfig
         int? slidingWindow = null;
         if (json["sliding_window"] is not null && (!windowNeedsFlag || f.Bool("use_sliding_window") == true))
             slidingWindow = f.Int("sliding_window", 1, int.MaxValue);
+        // Qwen2/Qwen3 slide only the layers from max_window_layers (default 28) on: every layer (0) or none is supported.
+        var first = windowNeedsFlag ? f.Int("max_window_layers", 0, MaxLayers) ?? 28 : 0;
+        if (slidingWindow is not null && first > 0)
+        {
+            var layerCount = f.Int("num_hidden_layers", 1, MaxLayers) ?? 0;
+            if (first >= layerCount) slidingWindow = null;
+            else
+                throw ConfigFields.Error(source, "max_window_layers", $"{first}", $"0 (every layer slides) or at least num_hidden_layers " +
+                    $"({layerCount}, no layer slides); a sliding window on layers {first} and up only is not supported");
+        }
         // Phi-4-mini rotates only part of each head; that is not implemented.
         if (f.Double("partial_rotary_factor", 0, 1) is { } partial && partial != 1)
             throw ConfigFields.Error(source, "partial_rotary_factor", partial.ToString(System.Globalization.CultureInfo.InvariantCulture),
                 "1 (partial rotary embeddings are not supported)");
+
+        if (architecture is "Gemma2ForCausalLM" or "Gemma3ForCausalLM") return ReadGemma(json, f, architecture, source);
         var maxPositions = f.Int("max_position_embeddings", 2, MaxPositionsLimit) ?? 2048;
         var headDim = f.Int("head_dim", 1, MaxDimension) ?? hidden / heads;
-
         return new ModelConfig
         {
             Architecture = architecture,
@@ -247,6 +285,68 @@ public sealed record ModelConfig
             BosTokenId = json["bos_token_id"] is { } bos ? f.ToInt(bos, "bos_token_id", 0, vocab - 1) : null,
             EosTokenIds = f.Ids("eos_token_id", vocab),
         }.Validate(source);
+    }
+
+    /// <summary>Gemma 2 and Gemma 3 text configs, with Hugging Face's defaults for the fields they leave out.</summary>
+    static ModelConfig ReadGemma(JsonObject json, ConfigFields f, string architecture, string source)
+    {
+        var gemma3 = architecture == "Gemma3ForCausalLM";
+        int Required(string key, long min, long max) => f.Int(key, min, max)
+            ?? throw new InvalidDataException($"{source}: required field '{key}' is missing; add it to {Path.GetFileName(source)}.");
+        // A soft-cap field that is present but null means no capping; an absent one takes the default.
+        double? Softcap(string key, double? fallback) => json.ContainsKey(key) ? f.Double(key, 0, 1e9) : fallback;
+        var activation = (json["hidden_activation"] is not null ? f.String("hidden_activation") : f.String("hidden_act")) ?? "gelu_pytorch_tanh";
+        if (activation is not ("gelu_pytorch_tanh" or "gelu_tanh"))
+            throw ConfigFields.Error(source, json["hidden_activation"] is not null ? "hidden_activation" : "hidden_act",
+                ConfigFields.Show(JsonValue.Create(activation)), "\"gelu_pytorch_tanh\" (Gemma's GeGLU uses the tanh approximation of GELU)");
+        var vocab = Required("vocab_size", 1, MaxVocab);
+        var heads = Required("num_attention_heads", 1, MaxHeads);
+        var layers = Required("num_hidden_layers", 1, MaxLayers);
+        var maxPositions = f.Int("max_position_embeddings", 2, MaxPositionsLimit) ?? (gemma3 ? 131072 : 8192);
+        var headDim = f.Int("head_dim", 1, MaxDimension) ?? 256;
+        return new ModelConfig
+        {
+            Architecture = architecture,
+            VocabSize = vocab,
+            HiddenSize = Required("hidden_size", 1, MaxDimension),
+            IntermediateSize = Required("intermediate_size", 1, MaxDimension),
+            NumLayers = layers,
+            NumHeads = heads,
+            NumKvHeads = f.Int("num_key_value_heads", 1, MaxHeads) ?? heads,
+            HeadDim = headDim,
+            RmsNormEps = f.Double("rms_norm_eps", 0, 1) ?? 1e-6,
+            RopeTheta = f.Double("rope_theta", 0, double.MaxValue) ?? (gemma3 ? 1_000_000.0 : 10000.0),
+            RopeScaling = ReadRopeScaling(json["rope_scaling"], source, maxPositions, headDim,
+                f.Int("original_max_position_embeddings", 1, MaxPositionsLimit)),
+            RopeLocalTheta = gemma3 ? f.Double("rope_local_base_freq", 0, double.MaxValue) ?? 10000.0 : null,
+            MaxPositions = maxPositions,
+            TieWordEmbeddings = f.Bool("tie_word_embeddings") ?? true,
+            AttentionBias = f.Bool("attention_bias") ?? false,
+            SlidingWindow = f.Int("sliding_window", 1, int.MaxValue) ?? 4096,
+            SlidingWindowPattern = ReadLayerPattern(json, f, layers, gemma3 ? 6 : 2, source),
+            QueryPreAttnScalar = f.Double("query_pre_attn_scalar", 0, 1e9) ?? 256,
+            AttnLogitSoftcap = Softcap("attn_logit_softcapping", gemma3 ? null : 50.0),
+            FinalLogitSoftcap = Softcap("final_logit_softcapping", gemma3 ? null : 30.0),
+            BosTokenId = json["bos_token_id"] is { } bos ? f.ToInt(bos, "bos_token_id", 0, vocab - 1) : null,
+            EosTokenIds = f.Ids("eos_token_id", vocab),
+        }.Validate(source);
+    }
+
+    /// <summary>Which layers are global: layer_types (a list of "sliding_attention" / "full_attention", newer configs)
+    /// or sliding_window_pattern (older Gemma 3 configs: every n-th layer is global), as a period.</summary>
+    static int ReadLayerPattern(JsonObject json, ConfigFields f, int layers, int fallback, string source)
+    {
+        if (json["layer_types"] is not { } node) return f.Int("sliding_window_pattern", 1, MaxLayers) ?? fallback;
+        const string expected = "a list with one \"sliding_attention\" or \"full_attention\" per layer, every n-th one full";
+        if (node is not JsonArray types || types.Count != layers
+            || types.Any(t => t?.GetValueKind() != JsonValueKind.String || t.GetValue<string>() is not ("sliding_attention" or "full_attention")))
+            throw ConfigFields.Error(source, "layer_types", ConfigFields.Show(node), expected + $" ({layers} entries)");
+        var global = types.Select(t => t!.GetValue<string>() == "full_attention").ToArray();
+        var period = Array.IndexOf(global, true) + 1;
+        if (period == 0) return f.Int("sliding_window_pattern", layers + 1, MaxLayers) ?? layers + 1; // no global layer here
+        if (global.Where((g, i) => g != ((i + 1) % period == 0)).Any())
+            throw ConfigFields.Error(source, "layer_types", ConfigFields.Show(node), expected);
+        return period;
     }
 
     static RopeScaling? ReadRopeScaling(JsonNode? node, string source, int maxPositions, int headDim, int? originalMaxPositions)
@@ -310,6 +410,8 @@ public sealed record ModelConfig
             "Qwen2ForCausalLM" => "qwen2",
             "Qwen3ForCausalLM" => "qwen3",
             "Phi3ForCausalLM" => "phi3",
+            "Gemma2ForCausalLM" => "gemma2",
+            "Gemma3ForCausalLM" => "gemma3_text",
             _ => "llama",
         };
         var json = new JsonObject
@@ -323,7 +425,7 @@ public sealed record ModelConfig
             ["num_attention_heads"] = NumHeads,
             ["num_key_value_heads"] = NumKvHeads,
             ["head_dim"] = HeadDim,
-            ["hidden_act"] = "silu",
+            ["hidden_act"] = IsGemma ? "gelu_pytorch_tanh" : "silu",
             ["rms_norm_eps"] = RmsNormEps,
             ["rope_theta"] = RopeTheta,
             ["max_position_embeddings"] = MaxPositions,
@@ -331,10 +433,21 @@ public sealed record ModelConfig
             ["torch_dtype"] = "float32",
         };
         if (Architecture != "Qwen2ForCausalLM") json["attention_bias"] = AttentionBias;
+        if (IsGemma)
+        {
+            json["query_pre_attn_scalar"] = QueryPreAttnScalar;
+            json["attn_logit_softcapping"] = AttnLogitSoftcap;
+            json["final_logit_softcapping"] = FinalLogitSoftcap;
+            if (RopeLocalTheta is { } local) json["rope_local_base_freq"] = local;
+            if (SlidingWindowPattern is { } pattern) json["sliding_window_pattern"] = pattern;
+            json["layer_types"] = new JsonArray(Enumerable.Range(0, NumLayers)
+                .Select(i => (JsonNode)(IsSlidingLayer(i) ? "sliding_attention" : "full_attention")).ToArray());
+        }
         if (SlidingWindow is { } w)
         {
             json["sliding_window"] = w;
-            if (Architecture is "Qwen2ForCausalLM" or "Qwen3ForCausalLM") json["use_sliding_window"] = true;
+            if (Architecture is "Qwen2ForCausalLM" or "Qwen3ForCausalLM")
+                (json["use_sliding_window"], json["max_window_layers"]) = (true, 0);
         }
         if (RopeScaling is { Type: "longrope" } longRope)
         {

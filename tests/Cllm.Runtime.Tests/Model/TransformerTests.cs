@@ -141,11 +141,14 @@ public sealed class TransformerTests
         Assert.Throws<ArgumentOutOfRangeException>(() => cache.Truncate(21));
     }
 
-    [Fact]
-    public void BFloat16ModelTracksFloat32()
+    [Theory]
+    [InlineData("mha")]
+    [InlineData("gemma2")] // Gemma's (1 + w) norms, embedding scale and written-out attention in bfloat16
+    [InlineData("gemma3")]
+    public void BFloat16ModelTracksFloat32(string shape)
     {
-        using var model32 = TestModels.Create("mha", seed: 2);
-        using var model16 = TestModels.Create("mha", seed: 2, ScalarType.BFloat16);
+        using var model32 = TestModels.Create(shape, seed: 2);
+        using var model16 = TestModels.Create(shape, seed: 2, ScalarType.BFloat16);
         var prompt = TestModels.RandomPrompt(model32.Config.VocabSize, 16, seed: 1);
         using var scope = NewDisposeScope();
         using var _ = inference_mode();
