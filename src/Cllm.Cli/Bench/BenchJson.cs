@@ -8,7 +8,10 @@ namespace Cllm.Cli.Bench;
 /// </summary>
 static class BenchJson
 {
-    public static readonly JsonSerializerOptions Indented = new(CliOptions.JsonOutput) { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+    public static readonly JsonSerializerOptions Indented = new(CliOptions.JsonOutput)
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+    };
 
     public static readonly JsonSerializerOptions OneLine = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
 }

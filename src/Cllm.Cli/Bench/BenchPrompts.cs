@@ -13,7 +13,9 @@ static class BenchPrompts
         "SELECT name FROM customers WHERE",
     ];
 
-    /// <summary>The prompts of <paramref name="path"/> (the built-in four when null), <paramref name="count"/> of them evenly spread.</summary>
+    /// <summary>
+    /// The prompts of <paramref name="path"/> (the built-in four when null), <paramref name="count"/> of them evenly spread.
+    /// </summary>
     public static string[] Read(string? path, int? count)
     {
         string[] texts;

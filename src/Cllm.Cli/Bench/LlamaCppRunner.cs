@@ -67,11 +67,15 @@ public sealed class LlamaCppRunner : IDisposable
         return result;
     }
 
-    /// <summary>Greedy continuation (llama.cpp's greedy sampler), stopping after <paramref name="maxNew"/> tokens or at a stop id.</summary>
+    /// <summary>
+    /// Greedy continuation (llama.cpp's greedy sampler), stopping after <paramref name="maxNew"/> tokens or at a stop id.
+    /// </summary>
     public int[] Greedy(IReadOnlyList<int> prompt, int maxNew, IReadOnlyCollection<int>? stopIds = null) =>
         Greedy(prompt, maxNew, stopIds, out _);
 
-    /// <summary>Greedy continuation; <paramref name="prefillSeconds"/>: the time until the first token (the prompt's pass and its sampling).</summary>
+    /// <summary>
+    /// Greedy continuation; <paramref name="prefillSeconds"/>: the time until the first token (the prompt's pass and its sampling).
+    /// </summary>
     public int[] Greedy(IReadOnlyList<int> prompt, int maxNew, IReadOnlyCollection<int>? stopIds, out double prefillSeconds)
     {
         var clock = Stopwatch.StartNew();

@@ -62,7 +62,8 @@ static class PassCost
             PeakRssMiB = Report.PeakRssMiB(),
             Profiles = [],
         };
-        return profile ? result with { Profiles = [Split(model.Config, 1, repetitions, Time), Split(model.Config, block, repetitions, Time)] } : result;
+        if (!profile) return result;
+        return result with { Profiles = [Split(model.Config, 1, repetitions, Time), Split(model.Config, block, repetitions, Time)] };
     }
 
     // The mean time per pass in each operation of the Kernels seam (the rest is "other": embedding, cache writes,
