@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Cllm.Cli;
+using Cllm.Cli.Bench;
 
 var root = new RootCommand("cllm: Consistency LLMs in .NET. Load Hugging Face Llama-family models, decode with Jacobi, benchmark.");
 root.Subcommands.Add(InitCommand.Create());

@@ -108,6 +108,17 @@ public sealed class CliTests : IDisposable
             Assert.True(passCost.RootElement.GetProperty($"profile_{passRows}_tokens_linear_gmacs_per_second").GetDouble() > 0);
         }
 
+        // The text form names every field of the JSON form (the block-sized ones too), the rows as a table.
+        void TextNamesTheJsonFields(JsonDocument json, string tableKey, params string[] args)
+        {
+            var (c, text, e) = Cllm(["bench", "--model", _folder, .. args]);
+            Assert.True(c == 0, e);
+            var keys = text.Split('\n').Where(l => l.Contains(": ")).Select(l => l[..l.IndexOf(": ", StringComparison.Ordinal)]);
+            Assert.Equal(json.RootElement.EnumerateObject().Select(p => p.Name).Where(k => k != tableKey).Order(), keys.Order());
+        }
+        TextNamesTheJsonFields(passCost, "", "--pass-cost", "--profile", "--context", "32", "--block", "8", "--runs", "30");
+        TextNamesTheJsonFields(bench, "decoders", "--decoders", "ar,jacobi,lookahead", "--max-tokens", "16", "--runs", "1");
+
         // --timings splits the time to the first token into the loading steps, in order.
         var (timedCode, _, timedErr) = Cllm("generate", "--model", _folder, "--prompt", "Hi", "--max-tokens", "1", "--timings");
         Assert.True(timedCode == 0, timedErr);

@@ -46,7 +46,7 @@ public sealed class DefaultModelTests(ITestOutputHelper output) : IDisposable
         var gguf = Path.Combine(_root, name + ".gguf");
         GgufExport.ExportFolder(dir, gguf);
         var eos = model.Config.EosTokenIds.Count > 0 ? model.Config.EosTokenIds : tokenizer.EosIds;
-        using var llama = new LlamaCpp(gguf, contextSize: Math.Min(model.MaxPositions, 1024));
+        using var llama = new LlamaCppRunner(gguf, contextSize: Math.Min(model.MaxPositions, 1024));
 
         var mismatches = new List<string>();
         int tokens = 0, stopped = 0;

@@ -124,7 +124,7 @@ public sealed class ExportTests(OracleModels models) : IDisposable
         var f16 = Path.Combine(_root, "mha-f16.gguf");
         GgufExport.ExportFolder(e.Directory, f16, GgufDType.F16);
         Assert.InRange(new FileInfo(f16).Length, new FileInfo(e.Gguf).Length * 0.45, new FileInfo(e.Gguf).Length * 0.55);
-        using var llama = new LlamaCpp(f16);
+        using var llama = new LlamaCppRunner(f16);
         var prompt = OracleModels.RandomPrompt(e.Model.Config.VocabSize, 24, 7);
         var theirs = llama.Logits(prompt);
         var ours = LogitAgreementTests.OurLogits(e.Model, prompt);
@@ -140,7 +140,7 @@ public sealed class ExportTests(OracleModels models) : IDisposable
         var bf16 = Path.Combine(_root, "mha-bf16.gguf");
         GgufExport.ExportFolder(e.Directory, bf16, GgufDType.BF16);
         Assert.InRange(new FileInfo(bf16).Length, new FileInfo(e.Gguf).Length * 0.45, new FileInfo(e.Gguf).Length * 0.55);
-        using var llama = new LlamaCpp(bf16);
+        using var llama = new LlamaCppRunner(bf16);
         var prompt = OracleModels.RandomPrompt(e.Model.Config.VocabSize, 24, 8);
         var theirs = llama.Logits(prompt);
         var ours = LogitAgreementTests.OurLogits(e.Model, prompt);

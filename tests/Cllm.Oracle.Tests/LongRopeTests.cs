@@ -18,7 +18,7 @@ public sealed class LongRopeTests(OracleModels models, ITestOutputHelper output)
     {
         var e = models.Get("phi3-longrope");
         Assert.True(LongContext > e.Model.Config.RopeScaling!.OriginalMaxPositions);
-        using var llama = new LlamaCpp(e.Gguf, contextSize: LongContext);
+        using var llama = new LlamaCppRunner(e.Gguf, contextSize: LongContext);
         var vocab = e.Model.Config.VocabSize;
         var prompt = OracleModels.RandomPrompt(vocab, 40, 9);
 

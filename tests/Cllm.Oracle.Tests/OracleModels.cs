@@ -26,7 +26,7 @@ public sealed class OracleModels : IDisposable
     readonly string _root = Directory.CreateTempSubdirectory("cllm-oracle-").FullName;
     readonly Dictionary<string, Entry> _entries = [];
 
-    public sealed record Entry(string Shape, string Directory, string Gguf, Transformer Model, TextTokenizer Tokenizer, LlamaCpp LlamaCpp);
+    public sealed record Entry(string Shape, string Directory, string Gguf, Transformer Model, TextTokenizer Tokenizer, LlamaCppRunner LlamaCpp);
 
     public static ModelConfig Config(string shape) => shape switch
     {
@@ -109,7 +109,7 @@ public sealed class OracleModels : IDisposable
             var gguf = Path.Combine(_root, shape + ".gguf");
             GgufExport.ExportFolder(dir, gguf);
             var model = ModelFiles.Load(dir);
-            entry = new Entry(shape, dir, gguf, model, TextTokenizer.Load(dir), new LlamaCpp(gguf));
+            entry = new Entry(shape, dir, gguf, model, TextTokenizer.Load(dir), new LlamaCppRunner(gguf));
             _entries[shape] = entry;
             return entry;
         }

@@ -110,7 +110,7 @@ public sealed class TokenizerAgreementTests(ITestOutputHelper output) : IDisposa
     }
 
     /// <summary>The tokenizer of <paramref name="dir"/> in llama.cpp, carried by the smallest model that holds its vocabulary.</summary>
-    LlamaCpp Open(string dir, string name, out TextTokenizer tokenizer)
+    LlamaCppRunner Open(string dir, string name, out TextTokenizer tokenizer)
     {
         tokenizer = TextTokenizer.Load(dir);
         var config = ModelConfig.Preset("tiny") with
@@ -121,7 +121,7 @@ public sealed class TokenizerAgreementTests(ITestOutputHelper output) : IDisposa
         model.InitializeRandom(1, 0.02);
         var gguf = Path.Combine(_root, name + ".gguf");
         GgufExport.Export(model, GgufVocabulary.FromModelFolder(dir, tokenizer), gguf);
-        return new LlamaCpp(gguf, contextSize: 64);
+        return new LlamaCppRunner(gguf, contextSize: 64);
     }
 
     public void Dispose()
