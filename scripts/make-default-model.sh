@@ -3,15 +3,16 @@
 # Every step is seeded; work files go to artifacts/ (ignored). Needs Debian's `sentencepiece` package for
 # spm_train (a data-making step only: the engine reads the resulting tokenizer.model with Microsoft.ML.Tokenizers).
 #
-# RECIPE=v1 (default) is the recipe of the first committed models. RECIPE=v2 (issue 12) is a curriculum on the richer
+# RECIPE=v2 (default; the committed models) is a curriculum on the richer
 # corpus: the v1 base (basic wording, its tokenizer) trained further on the rich-wording corpus (lead-ins, synonyms,
 # word order, politeness, typos) with bf16 mixed precision, then trajectories and consistency training on the rich
 # corpus. It fits the issue's two hours on this 2-core machine where a from-scratch rich base plus an epoch of
 # consistency training (the projection in the model card) would take three. Set V1_BASE to a v1 base folder to skip
-# training it again (its steps are seeded, so the committed v1 base is exactly what step 3 would make).
+# training it again (its steps are seeded, so the first committed base is exactly what step 3 would make).
+# RECIPE=v1 is the first default model's recipe (basic wording only).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-recipe=${RECIPE:-v1}
+recipe=${RECIPE:-v2}
 case "$recipe" in v1|v2) ;; *) echo "RECIPE must be v1 or v2, not '$recipe'" >&2; exit 2 ;; esac
 work=artifacts/default-model
 [ "$recipe" = v2 ] && work=artifacts/default-model-v2
