@@ -123,9 +123,14 @@ public sealed class SqlToolTests : IDisposable
     [Fact]
     public void CancellationStopsAQuery()
     {
+        // A time limit far beyond the cancellation: the cancel timer runs on the thread pool, which parallel tests can
+        // keep busy for longer than the fixture's 0.4 s limit (CI once saw the limit stop the query first).
+        using var tool = new ReadOnlySqlTool(_path, new SqlToolLimits { Timeout = TimeSpan.FromSeconds(60) });
         using var cancel = new CancellationTokenSource(TimeSpan.FromMilliseconds(100));
-        var error = ErrorOf(_tool.Run("WITH RECURSIVE r(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM r) SELECT max(x) FROM r", cancel.Token));
+        var clock = Stopwatch.StartNew();
+        var error = ErrorOf(tool.Run("WITH RECURSIVE r(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM r) SELECT max(x) FROM r", cancel.Token));
         Assert.Equal("query cancelled", error);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(30), $"cancelled after {clock.Elapsed}");
     }
 
     [Fact]
