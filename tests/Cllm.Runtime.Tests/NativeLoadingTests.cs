@@ -17,6 +17,22 @@ public sealed class NativeLoadingTests
     }
 
     [Fact]
+    public void LibtorchsOpenMpThreadsSpinBrieflyUnlessTheUserChose()
+    {
+        TorchNative.EnsureLoaded();
+        // The process environment as libgomp read it (the managed copy does not see setenv).
+        var seen = System.Runtime.InteropServices.Marshal.PtrToStringUTF8(GetEnvironment("GOMP_SPINCOUNT"));
+        var userSpin = Environment.GetEnvironmentVariable("GOMP_SPINCOUNT");
+        var userPolicy = Environment.GetEnvironmentVariable("OMP_WAIT_POLICY");
+        if (userSpin is not null) Assert.Equal(userSpin, seen);
+        else if (userPolicy is not null) Assert.Null(seen);
+        else Assert.Equal(TorchNative.OpenMpSpinCount, seen);
+    }
+
+    [System.Runtime.InteropServices.DllImport("libc.so.6", EntryPoint = "getenv")]
+    static extern nint GetEnvironment(string name);
+
+    [Fact]
     public void MarkVersionWeakFlipsOnlyTheFlagOfThatVersion()
     {
         var path = Path.Combine(AppContext.BaseDirectory, "runtimes", "linux-x64", "native", "libLibTorchSharp.so");
