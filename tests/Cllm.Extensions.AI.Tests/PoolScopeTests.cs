@@ -73,7 +73,7 @@ public sealed class PoolScopeTests : IDisposable
             }
         });
         clock.Stop();
-        Assert.True(clock.ElapsedMilliseconds < 1000, $"the stream ended {clock.ElapsedMilliseconds} ms after Dispose");
+        Assert.True(clock.ElapsedMilliseconds < 5000, $"the stream ended {clock.ElapsedMilliseconds} ms after Dispose");
         Assert.True(seen <= 4, $"{seen} updates"); // at most the pass that was running
         await Assert.ThrowsAsync<ObjectDisposedException>(() => client.GetResponseAsync("hi"));
         using var other = Client(NgramPoolScope.Client);
@@ -89,7 +89,7 @@ public sealed class PoolScopeTests : IDisposable
         var disposeClock = Stopwatch.StartNew();
         owner.Dispose();
         disposeClock.Stop();
-        Assert.True(disposeClock.ElapsedMilliseconds < 1000, $"Dispose took {disposeClock.ElapsedMilliseconds} ms");
+        Assert.True(disposeClock.ElapsedMilliseconds < 5000, $"Dispose took {disposeClock.ElapsedMilliseconds} ms");
         await Assert.ThrowsAnyAsync<Exception>(async () => { while (await stream.MoveNextAsync()) { } });
         await stream.DisposeAsync();
     }

@@ -193,7 +193,8 @@ public sealed class EngineTests : IDisposable
         var clock = System.Diagnostics.Stopwatch.StartNew();
         engine.Dispose();
         clock.Stop();
-        Assert.True(clock.ElapsedMilliseconds < 1000, $"Dispose took {clock.ElapsedMilliseconds} ms");
+        // Generous for a busy CI machine; the ObjectDisposedExceptions below show the requests were cancelled, not finished.
+        Assert.True(clock.ElapsedMilliseconds < 5000, $"Dispose took {clock.ElapsedMilliseconds} ms");
         await Assert.ThrowsAsync<ObjectDisposedException>(async () => { while (await stream.MoveNextAsync()) { } });
         await Assert.ThrowsAsync<ObjectDisposedException>(() => queued);
         Assert.Throws<ObjectDisposedException>(() => engine.GenerateAsync(ids));
