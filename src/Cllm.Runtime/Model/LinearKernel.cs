@@ -147,7 +147,11 @@ static unsafe class LinearKernel
                 {
                     var wj = w + j * stride;
                     var r = 0;
-                    for (; r + 4 <= rows; r += 4) Tile4x4<TW>(x + (long)r * n, n, wj, stride, y + (long)r * outs + j, outs, b, j);
+                    // The first row tile also hints the next 4 weight rows into the cache: while the pass's rows are
+                    // multiplied with these, the next ones stream in from memory (the later row tiles find these in L1).
+                    byte* next = j + 8 <= to ? wj + 4 * stride : null;
+                    for (; r + 4 <= rows; r += 4)
+                        Tile4x4<TW>(x + (long)r * n, n, wj, stride, y + (long)r * outs + j, outs, b, j, r == 0 ? next : null);
                     for (; r < rows; r++) Tile1x4<TW>(x + (long)r * n, n, wj, stride, y + (long)r * outs + j, b, j);
                 }
             }
@@ -205,16 +209,27 @@ static unsafe class LinearKernel
         }
 
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        static void Tile4x4<TW>(float* x0, int n, byte* w, long stride, float* y0, int outs, float* b, int j) where TW : struct, IWeightRow
+        static void Tile4x4<TW>(float* x0, int n, byte* w, long stride, float* y0, int outs, float* b, int j, byte* next)
+            where TW : struct, IWeightRow
         {
             float* x1 = x0 + n, x2 = x1 + n, x3 = x2 + n;
             byte* p0 = w, p1 = p0 + stride, p2 = p1 + stride, p3 = p2 + stride;
+            byte* q0 = next, q1 = next + stride, q2 = q1 + stride, q3 = q2 + stride;
             Vector512<float> a00 = default, a01 = default, a02 = default, a03 = default;
             Vector512<float> a10 = default, a11 = default, a12 = default, a13 = default;
             Vector512<float> a20 = default, a21 = default, a22 = default, a23 = default;
             Vector512<float> a30 = default, a31 = default, a32 = default, a33 = default;
             for (var c = 0; c < n; c += Lanes)
             {
+                if (next != null)
+                {
+                    // The next 4 rows' bytes at this column, as many as this step reads of these rows.
+                    long offset = (long)c * TW.ElementSize;
+                    Sse.Prefetch0(q0 + offset);
+                    Sse.Prefetch0(q1 + offset);
+                    Sse.Prefetch0(q2 + offset);
+                    Sse.Prefetch0(q3 + offset);
+                }
                 Vector512<float> w0 = TW.Load(p0, c), w1 = TW.Load(p1, c), w2 = TW.Load(p2, c), w3 = TW.Load(p3, c);
                 var v = Vector512.Load(x0 + c);
                 a00 = Avx512F.FusedMultiplyAdd(w0, v, a00); a01 = Avx512F.FusedMultiplyAdd(w1, v, a01);
