@@ -88,16 +88,25 @@ public sealed class CllmEngine : IDisposable
     }
 
     /// <summary>Loads a Hugging Face model folder (config.json, safetensors weights, tokenizer files).</summary>
-    public static CllmEngine Load(string modelDirectory, EngineOptions? options = null)
+    public static CllmEngine Load(string modelDirectory, EngineOptions? options = null) => Load(modelDirectory, options, null);
+
+    /// <summary><see cref="Load(string, EngineOptions?)"/>, calling <paramref name="stepDone"/> with the name of each
+    /// loading step as it ends (how <c>cllm generate --timings</c> splits the time to the first token).</summary>
+    internal static CllmEngine Load(string modelDirectory, EngineOptions? options, Action<string>? stepDone)
     {
         options ??= new EngineOptions();
-        var device = ParseDevice(options.Device);
+        var device = ParseDevice(options.Device); // loads TorchSharp's natives first
+        stepDone?.Invoke("TorchSharp natives");
         var tokenizer = TextTokenizer.Load(modelDirectory);
+        stepDone?.Invoke("tokenizer");
         var model = ModelFiles.Load(modelDirectory, ToScalarType(options.DType), device);
+        stepDone?.Invoke("config and weights");
         try
         {
             ModelFolderCheck.TokenizerFitsModel(tokenizer, model.Config, modelDirectory);
-            return new CllmEngine(model, tokenizer, options, ownsModel: true) { ModelDirectory = modelDirectory };
+            var engine = new CllmEngine(model, tokenizer, options, ownsModel: true) { ModelDirectory = modelDirectory };
+            stepDone?.Invoke("engine (KV cache)");
+            return engine;
         }
         catch
         {

@@ -2,6 +2,7 @@ using Cllm.Checkpoints;
 using Cllm.Model;
 using Cllm.Native;
 using Cllm.Text;
+using Cllm.Tests.Model;
 
 [assembly: Xunit.CollectionBehavior(DisableTestParallelization = true)]
 
@@ -65,7 +66,7 @@ public sealed class OracleModels : IDisposable
         // factors; LongRopeTests opens a 2048-position context for the long ones.
         "phi3-longrope" => ModelConfig.Preset("tiny") with
         {
-            Architecture = "Phi3ForCausalLM", NumKvHeads = 2, MaxPositions = 4096, RopeScaling = LongRope(headDim: 16, original: 1024, max: 4096),
+            Architecture = "Phi3ForCausalLM", NumKvHeads = 2, MaxPositions = 4096, RopeScaling = LongRopeScaling.Create(headDim: 16, original: 1024, max: 4096),
         },
         // Gemma 2: sliding window 8 on even layers (prompts run past it), soft-capped scores and logits, explicit head_dim.
         "gemma2" => Gemma("Gemma2ForCausalLM") with { AttnLogitSoftcap = 50, FinalLogitSoftcap = 30, RopeTheta = 10000 },
@@ -74,13 +75,6 @@ public sealed class OracleModels : IDisposable
         "gemma3" => Gemma("Gemma3ForCausalLM") with { RopeTheta = 1_000_000, RopeLocalTheta = 20000, RopeScaling = new RopeScaling("linear", 8) },
         _ => throw new ArgumentException(shape),
     };
-
-    /// <summary>Longrope factors as Phi-3 configs have them: short ones near 1, long ones growing with the wavelength.</summary>
-    public static RopeScaling LongRope(int headDim, int original, int max) => new("longrope", (double)max / original,
-        OriginalMaxPositions: original,
-        ShortFactor: [.. Enumerable.Range(0, headDim / 2).Select(j => 1 + 0.1 * j)],
-        LongFactor: [.. Enumerable.Range(0, headDim / 2).Select(j => 1.0 + j * j)],
-        AttentionFactor: Math.Sqrt(1 + Math.Log((double)max / original) / Math.Log(original)));
 
     // llama.cpp scales queries by 1/sqrt(head_dim) (it reads no query_pre_attn_scalar), so the scalar is head_dim here.
     static ModelConfig Gemma(string architecture) => ModelConfig.Preset("tiny") with

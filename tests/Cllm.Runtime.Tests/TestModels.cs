@@ -1,6 +1,7 @@
 using Cllm.Decoding;
 using Cllm.Model;
 using Cllm.Native;
+using Cllm.Tests.Model;
 using static TorchSharp.torch;
 
 namespace Cllm.Tests;
@@ -45,7 +46,7 @@ static class TestModels
         // Phi-3 with longrope: caches longer than 64 positions rotate by the long factors, shorter ones by the short.
         "phi3-longrope" => ModelConfig.Preset("tiny") with
         {
-            Architecture = "Phi3ForCausalLM", VocabSize = 512, MaxPositions = 256, RopeScaling = LongRope(headDim: 16, original: 64, max: 256),
+            Architecture = "Phi3ForCausalLM", VocabSize = 512, MaxPositions = 256, RopeScaling = LongRopeScaling.Create(headDim: 16, original: 64, max: 256),
         },
         // Phi-3 with a window (as Phi-3-mini-4k's 2047) far shorter than the sliding-window tests' prompts; not in Shapes.
         "phi3-window" => Config("phi3-longrope") with { RopeScaling = null, SlidingWindow = 8 },
@@ -68,13 +69,6 @@ static class TestModels
         },
         _ => throw new ArgumentException(shape),
     };
-
-    /// <summary>Phi-3-style longrope: short factors near 1, long factors growing with the wavelength, HF's attention factor.</summary>
-    public static RopeScaling LongRope(int headDim, int original, int max) => new("longrope", (double)max / original,
-        OriginalMaxPositions: original,
-        ShortFactor: [.. Enumerable.Range(0, headDim / 2).Select(j => 1 + 0.1 * j)],
-        LongFactor: [.. Enumerable.Range(0, headDim / 2).Select(j => 1.0 + j * j)],
-        AttentionFactor: Math.Sqrt(1 + Math.Log((double)max / original) / Math.Log(original)));
 
     static ModelConfig Gemma(string architecture) => ModelConfig.Preset("tiny") with
     {

@@ -113,9 +113,12 @@ public static class SafeTensors
             entry.ScalarType == target.dtype && target.device_type == DeviceType.CPU && target.is_contiguous();
         var pieces = new List<(nint Memory, long FileOffset, int Length, string Name)>();
         foreach (var (info, entry, target) in targets.Where(x => Direct(x.Target, x.DType)))
+        {
+            var memory = info.ByteLength == 0 ? 0 : Model.LinearKernel.Pointer(target);
             for (long at = 0; at < info.ByteLength; at += ReadPieceBytes)
-                pieces.Add((Model.LinearKernel.Pointer(target) + (nint)at, header.DataStart + info.Begin + at,
+                pieces.Add((memory + (nint)at, header.DataStart + info.Begin + at,
                     (int)Math.Min(ReadPieceBytes, info.ByteLength - at), info.Name));
+        }
         try
         {
             Parallel.ForEach(pieces, new ParallelOptions { MaxDegreeOfParallelism = Math.Min(4, Environment.ProcessorCount) }, piece =>
@@ -137,7 +140,6 @@ public static class SafeTensors
         {
             System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(e.InnerExceptions[0]);
         }
-        GC.KeepAlive(targets);
         foreach (var (info, entry, target) in targets.Where(x => !Direct(x.Target, x.DType)))
         {
             stream.Position = header.DataStart + info.Begin;

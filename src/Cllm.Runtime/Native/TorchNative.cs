@@ -52,7 +52,7 @@ public static class TorchNative
     }
 
     /// <summary>The spin count libtorch's OpenMP threads use after a parallel op (unless the user set one).</summary>
-    public const string OpenMpSpinCount = "10000";
+    internal const string OpenMpSpinCount = "10000";
 
     // libgomp's threads spin about 300,000 times after each parallel libtorch op before they sleep, holding the cores
     // the engine's own kernel threads need for the next product: on 2 cores a float32 pass of the 0.5B shape measured
